@@ -1,0 +1,336 @@
+//! Topic Names and Topic Filters: MQTT 5.0 §4.7, MQTT 3.1.1 §4.7.
+//!
+//! The codec owns these types because it must validate the topic of every
+//! PUBLISH it decodes; `mqtt-topic` re-exports them and adds matching, shared
+//! subscriptions and the subscription tree.
+
+use crate::string::{check_str, MqttString, StringError};
+use bytes::Bytes;
+use core::fmt;
+
+/// A Topic Name: the topic a PUBLISH is sent to.
+///
+/// 1 to 65,535 bytes of UTF-8 without U+0000 (MQTT-4.7.3-1..3), and no
+/// wildcard characters `+` or `#` (MQTT-4.7.0-1, MQTT-3.3.2-2). Empty
+/// levels (`a//b`, `/a`, `a/`) are legal and distinct.
+///
+/// ```
+/// use mqtt_wire::TopicName;
+/// assert!(TopicName::try_from("home/kitchen/temperature").is_ok());
+/// assert!(TopicName::try_from("home/+/temperature").is_err());
+/// assert!(TopicName::try_from("").is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicName(MqttString);
+
+/// A Topic Filter: what a SUBSCRIBE or UNSUBSCRIBE names.
+///
+/// 1 to 65,535 bytes of UTF-8 without U+0000; `#` only as the whole last
+/// level (MQTT-4.7.1-1), `+` only as a whole level (MQTT-4.7.1-2). A shared
+/// subscription (`$share/group/filter`) is a valid filter too; its parts are
+/// checked by `mqtt-topic`.
+///
+/// ```
+/// use mqtt_wire::TopicFilter;
+/// assert!(TopicFilter::try_from("sport/tennis/+/#").is_ok());
+/// assert!(TopicFilter::try_from("sport/tennis#").is_err());
+/// assert!(TopicFilter::try_from("sport+").is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicFilter(MqttString);
+
+/// Why a string is not a valid Topic Name or Topic Filter.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TopicError {
+    /// Zero length (MQTT-4.7.3-1).
+    Empty,
+    /// Not a valid UTF-8 Encoded String (too long, ill-formed, or holds
+    /// U+0000: MQTT-4.7.3-2, MQTT-4.7.3-3).
+    String(StringError),
+    /// A Topic Name holds `+` or `#` (MQTT-4.7.0-1, MQTT-3.3.2-2).
+    WildcardInName,
+    /// `#` is not the whole last level of a filter (MQTT-4.7.1-1).
+    MultiLevelWildcardMisplaced,
+    /// `+` does not fill a whole level of a filter (MQTT-4.7.1-2).
+    SingleLevelWildcardMisplaced,
+}
+
+impl TopicError {
+    /// The statement of MQTT 5.0 that the input breaks.
+    pub fn spec_id(&self) -> &'static str {
+        match self {
+            TopicError::Empty => "MQTT-4.7.3-1",
+            TopicError::String(StringError::NullCharacter) => "MQTT-4.7.3-2",
+            TopicError::String(StringError::TooLong { .. }) => "MQTT-4.7.3-3",
+            TopicError::String(e) => e.spec_id(),
+            TopicError::WildcardInName => "MQTT-4.7.0-1",
+            TopicError::MultiLevelWildcardMisplaced => "MQTT-4.7.1-1",
+            TopicError::SingleLevelWildcardMisplaced => "MQTT-4.7.1-2",
+        }
+    }
+}
+
+impl fmt::Display for TopicError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self {
+            TopicError::Empty => "topic is empty",
+            TopicError::String(e) => return write!(f, "topic: {e}"),
+            TopicError::WildcardInName => "topic name contains a wildcard",
+            TopicError::MultiLevelWildcardMisplaced => {
+                "'#' must be the whole last level of a topic filter"
+            }
+            TopicError::SingleLevelWildcardMisplaced => {
+                "'+' must fill a whole level of a topic filter"
+            }
+        };
+        write!(f, "{what} ({})", self.spec_id())
+    }
+}
+
+impl core::error::Error for TopicError {}
+
+impl From<StringError> for TopicError {
+    fn from(e: StringError) -> Self {
+        TopicError::String(e)
+    }
+}
+
+/// Checks a Topic Name in one pass over the bytes.
+pub(crate) fn check_topic_name(b: &[u8]) -> Result<(), TopicError> {
+    if b.is_empty() {
+        return Err(TopicError::Empty);
+    }
+    if b.len() > crate::string::MAX_STRING_LEN {
+        return Err(StringError::TooLong { len: b.len() }.into());
+    }
+    let mut high = 0u8;
+    let mut bad = false;
+    let mut wild = false;
+    for &c in b {
+        high |= c;
+        bad |= c == 0;
+        wild |= c == b'+' || c == b'#';
+    }
+    if high >= 0x80 && core::str::from_utf8(b).is_err() {
+        return Err(StringError::InvalidUtf8.into());
+    }
+    if bad {
+        return Err(StringError::NullCharacter.into());
+    }
+    if wild {
+        return Err(TopicError::WildcardInName);
+    }
+    Ok(())
+}
+
+/// Checks a Topic Filter: string rules, then the wildcard placement rules.
+pub(crate) fn check_topic_filter(b: &[u8]) -> Result<(), TopicError> {
+    if b.is_empty() {
+        return Err(TopicError::Empty);
+    }
+    check_str(b)?;
+    let mut levels = b.split(|&c| c == b'/').peekable();
+    while let Some(level) = levels.next() {
+        let last = levels.peek().is_none();
+        if level.contains(&b'#') && (level != b"#" || !last) {
+            return Err(TopicError::MultiLevelWildcardMisplaced);
+        }
+        if level.contains(&b'+') && level != b"+" {
+            return Err(TopicError::SingleLevelWildcardMisplaced);
+        }
+    }
+    Ok(())
+}
+
+macro_rules! topic_type {
+    ($ty:ident, $check:ident) => {
+        impl $ty {
+            /// Validates `s` (borrowed from a `'static` literal, no copy).
+            pub fn from_static(s: &'static str) -> Result<Self, TopicError> {
+                $check(s.as_bytes())?;
+                Ok($ty(MqttString::from_checked(Bytes::from_static(
+                    s.as_bytes(),
+                ))))
+            }
+
+            /// Wraps bytes that passed the check.
+            pub(crate) fn from_checked(b: Bytes) -> Self {
+                $ty(MqttString::from_checked(b))
+            }
+
+            /// The text (re-checks UTF-8; see [`MqttString::as_str`]).
+            pub fn as_str(&self) -> &str {
+                self.0.as_str()
+            }
+
+            /// The UTF-8 bytes.
+            pub fn as_bytes(&self) -> &[u8] {
+                self.0.as_bytes()
+            }
+
+            /// As an [`MqttString`].
+            pub fn as_mqtt_str(&self) -> &MqttString {
+                &self.0
+            }
+
+            /// Gives up the wrapper.
+            pub fn into_inner(self) -> MqttString {
+                self.0
+            }
+
+            /// Length in bytes (never 0).
+            pub fn len(&self) -> usize {
+                self.0.len()
+            }
+
+            /// Always false: topics are at least one byte long. Present for
+            /// the `len`/`is_empty` convention.
+            pub fn is_empty(&self) -> bool {
+                self.0.is_empty()
+            }
+
+            /// The levels, split on `/` (a topic of `n` slashes has `n + 1`).
+            pub fn levels(&self) -> impl Iterator<Item = &[u8]> + '_ {
+                self.0.as_bytes().split(|&c| c == b'/')
+            }
+        }
+
+        impl TryFrom<Bytes> for $ty {
+            type Error = TopicError;
+            fn try_from(b: Bytes) -> Result<Self, TopicError> {
+                $check(&b)?;
+                Ok($ty::from_checked(b))
+            }
+        }
+
+        impl TryFrom<&str> for $ty {
+            type Error = TopicError;
+            fn try_from(s: &str) -> Result<Self, TopicError> {
+                $check(s.as_bytes())?;
+                Ok($ty::from_checked(Bytes::copy_from_slice(s.as_bytes())))
+            }
+        }
+
+        impl TryFrom<alloc::string::String> for $ty {
+            type Error = TopicError;
+            fn try_from(s: alloc::string::String) -> Result<Self, TopicError> {
+                $check(s.as_bytes())?;
+                Ok($ty::from_checked(Bytes::from(s)))
+            }
+        }
+
+        impl TryFrom<MqttString> for $ty {
+            type Error = TopicError;
+            fn try_from(s: MqttString) -> Result<Self, TopicError> {
+                $check(s.as_bytes())?;
+                Ok($ty(s))
+            }
+        }
+
+        impl AsRef<[u8]> for $ty {
+            fn as_ref(&self) -> &[u8] {
+                self.0.as_bytes()
+            }
+        }
+
+        impl PartialEq<str> for $ty {
+            fn eq(&self, other: &str) -> bool {
+                self.0.as_bytes() == other.as_bytes()
+            }
+        }
+
+        impl PartialEq<&str> for $ty {
+            fn eq(&self, other: &&str) -> bool {
+                self.0.as_bytes() == other.as_bytes()
+            }
+        }
+
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+    };
+}
+
+topic_type!(TopicName, check_topic_name);
+topic_type!(TopicFilter, check_topic_filter);
+
+impl TopicFilter {
+    /// Whether the filter holds a `+` or `#` level.
+    pub fn has_wildcards(&self) -> bool {
+        self.as_bytes().iter().any(|&c| c == b'+' || c == b'#')
+    }
+}
+
+impl From<TopicName> for TopicFilter {
+    /// Every Topic Name is a valid Topic Filter that matches only itself.
+    fn from(n: TopicName) -> Self {
+        TopicFilter(n.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["a", "/", "a//b", "/a", "a/", "$SYS/x", "ü/€", " "] {
+            assert_eq!(check_topic_name(ok.as_bytes()), Ok(()), "{ok}");
+        }
+        assert_eq!(check_topic_name(b""), Err(TopicError::Empty));
+        assert_eq!(check_topic_name(b"a/+"), Err(TopicError::WildcardInName));
+        assert_eq!(check_topic_name(b"#"), Err(TopicError::WildcardInName));
+        assert_eq!(
+            check_topic_name(b"a\0"),
+            Err(TopicError::String(StringError::NullCharacter))
+        );
+        assert_eq!(
+            check_topic_name(b"a\xff"),
+            Err(TopicError::String(StringError::InvalidUtf8))
+        );
+    }
+
+    #[test]
+    fn filters() {
+        for ok in [
+            "#",
+            "+",
+            "a/#",
+            "+/+",
+            "/+",
+            "a/+/b",
+            "sport/tennis/player1/#",
+            "a//#",
+            "$share/g/#",
+        ] {
+            assert_eq!(check_topic_filter(ok.as_bytes()), Ok(()), "{ok}");
+        }
+        for (bad, e) in [
+            ("a#", TopicError::MultiLevelWildcardMisplaced),
+            ("#/a", TopicError::MultiLevelWildcardMisplaced),
+            ("a/#/", TopicError::MultiLevelWildcardMisplaced),
+            ("##", TopicError::MultiLevelWildcardMisplaced),
+            ("a+", TopicError::SingleLevelWildcardMisplaced),
+            ("+a/b", TopicError::SingleLevelWildcardMisplaced),
+            ("++", TopicError::SingleLevelWildcardMisplaced),
+            ("", TopicError::Empty),
+        ] {
+            assert_eq!(check_topic_filter(bad.as_bytes()), Err(e), "{bad}");
+        }
+    }
+
+    #[test]
+    fn deep_filter_has_no_recursion() {
+        let deep = "+/".repeat(32_767) + "#";
+        assert_eq!(check_topic_filter(deep.as_bytes()), Ok(()));
+    }
+}
