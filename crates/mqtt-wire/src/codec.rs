@@ -1,0 +1,298 @@
+//! Primitive data types (MQTT 5.0 §1.5): the read cursor and write helpers.
+//!
+//! Every read checks the bytes left first; a short packet is
+//! [`DecodeError::UnexpectedEnd`], never a panic.
+
+use crate::error::DecodeError;
+use crate::string::{check_str, MqttString};
+use crate::topic::{check_topic_name, TopicName};
+use crate::PacketType;
+use bytes::{BufMut, Bytes};
+
+/// Largest value a Variable Byte Integer can hold (MQTT 5.0 §1.5.5).
+pub const MAX_VARIABLE_BYTE_INTEGER: u32 = 268_435_455;
+
+/// Parses a Variable Byte Integer at the start of `b`.
+///
+/// `Ok(None)`: `b` ends inside the integer. `Ok(Some((value, len)))`
+/// otherwise. More than four bytes is malformed; a longer encoding than the
+/// value needs breaks MQTT-1.5.5-1.
+#[inline]
+pub(crate) fn parse_vbi(b: &[u8]) -> Result<Option<(u32, usize)>, DecodeError> {
+    let mut value = 0u32;
+    for (i, &byte) in b.iter().take(4).enumerate() {
+        value |= u32::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            if byte == 0 && i > 0 {
+                return Err(DecodeError::NonMinimalVariableByteInteger);
+            }
+            return Ok(Some((value, i + 1)));
+        }
+    }
+    if b.len() >= 4 {
+        Err(DecodeError::MalformedVariableByteInteger)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Bytes a Variable Byte Integer of `v` takes.
+#[inline]
+pub(crate) const fn vbi_len(v: usize) -> usize {
+    if v < 128 {
+        1
+    } else if v < 16_384 {
+        2
+    } else if v < 2_097_152 {
+        3
+    } else {
+        4
+    }
+}
+
+/// Writes `v` (at most [`MAX_VARIABLE_BYTE_INTEGER`]; callers check) as a
+/// Variable Byte Integer.
+#[inline]
+pub(crate) fn put_vbi<B: BufMut>(buf: &mut B, mut v: usize) {
+    loop {
+        let mut byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v > 0 {
+            byte |= 0x80;
+        }
+        buf.put_u8(byte);
+        if v == 0 {
+            return;
+        }
+    }
+}
+
+/// Writes a two-byte length and the bytes (length checked by the caller's
+/// validation or by the string type's invariant).
+#[inline]
+pub(crate) fn put_prefixed<B: BufMut>(buf: &mut B, b: &[u8]) {
+    buf.put_u16(b.len() as u16);
+    buf.put_slice(b);
+}
+
+/// A read cursor over one packet body. Positions are absolute indices into
+/// the frame, so fields can be sliced out of it without copying.
+pub(crate) struct Reader<'a> {
+    frame: &'a Bytes,
+    pos: usize,
+    end: usize,
+    packet: PacketType,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(frame: &'a Bytes, packet: PacketType) -> Self {
+        Reader {
+            frame,
+            pos: 0,
+            end: frame.len(),
+            packet,
+        }
+    }
+
+    pub(crate) fn packet(&self) -> PacketType {
+        self.packet
+    }
+
+    pub(crate) fn frame(&self) -> &'a Bytes {
+        self.frame
+    }
+
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.end - self.pos
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pos >= self.end
+    }
+
+    fn short(&self) -> DecodeError {
+        DecodeError::UnexpectedEnd {
+            packet: self.packet,
+        }
+    }
+
+    #[inline]
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if n > self.remaining() {
+            return Err(self.short());
+        }
+        let s = self
+            .frame
+            .get(self.pos..self.pos + n)
+            .ok_or_else(|| self.short())?;
+        self.pos += n;
+        Ok(s)
+    }
+
+    #[inline]
+    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
+        match self.take(1)? {
+            [b] => Ok(*b),
+            _ => Err(self.short()),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
+        match self.take(2)? {
+            [a, b] => Ok(u16::from_be_bytes([*a, *b])),
+            _ => Err(self.short()),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
+        match self.take(4)? {
+            [a, b, c, d] => Ok(u32::from_be_bytes([*a, *b, *c, *d])),
+            _ => Err(self.short()),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn vbi(&mut self) -> Result<u32, DecodeError> {
+        let rest = self
+            .frame
+            .get(self.pos..self.end)
+            .ok_or_else(|| self.short())?;
+        match parse_vbi(rest)? {
+            Some((v, n)) => {
+                self.pos += n;
+                Ok(v)
+            }
+            None => Err(self.short()),
+        }
+    }
+
+    /// `n` bytes as a zero-copy slice of the frame.
+    #[inline]
+    pub(crate) fn bytes(&mut self, n: usize) -> Result<Bytes, DecodeError> {
+        if n > self.remaining() {
+            return Err(self.short());
+        }
+        let s = self.frame.slice(self.pos..self.pos + n);
+        self.pos += n;
+        Ok(s)
+    }
+
+    /// Binary Data: two-byte length, then the bytes.
+    #[inline]
+    pub(crate) fn binary(&mut self) -> Result<Bytes, DecodeError> {
+        let n = self.u16()?;
+        self.bytes(usize::from(n))
+    }
+
+    /// A UTF-8 Encoded String.
+    #[inline]
+    pub(crate) fn string(&mut self) -> Result<MqttString, DecodeError> {
+        let b = self.binary()?;
+        check_str(&b)?;
+        Ok(MqttString::from_checked(b))
+    }
+
+    /// A Topic Name; `None` when the string is empty (allowed only where a
+    /// Topic Alias stands in, which the caller decides).
+    #[inline]
+    pub(crate) fn topic_name(&mut self) -> Result<Option<TopicName>, DecodeError> {
+        let b = self.binary()?;
+        if b.is_empty() {
+            return Ok(None);
+        }
+        check_topic_name(&b).map_err(DecodeError::InvalidTopicName)?;
+        Ok(Some(TopicName::from_checked(b)))
+    }
+
+    /// Everything left, as a slice of the frame.
+    #[inline]
+    pub(crate) fn rest(&mut self) -> Bytes {
+        let s = self.frame.slice(self.pos..self.end);
+        self.pos = self.end;
+        s
+    }
+
+    /// A cursor over the next `n` bytes; `self` moves past them.
+    pub(crate) fn sub(&mut self, n: usize) -> Result<Reader<'a>, DecodeError> {
+        if n > self.remaining() {
+            return Err(self.short());
+        }
+        let r = Reader {
+            frame: self.frame,
+            pos: self.pos,
+            end: self.pos + n,
+            packet: self.packet,
+        };
+        self.pos += n;
+        Ok(r)
+    }
+
+    /// Every byte must have been read.
+    #[inline]
+    pub(crate) fn finish(&self) -> Result<(), DecodeError> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::TrailingBytes {
+                packet: self.packet,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn vbi_examples_from_the_spec() {
+        // MQTT 5.0 §1.5.5 table: boundaries of 1..4 byte encodings.
+        let cases: &[(u32, &[u8])] = &[
+            (0, &[0x00]),
+            (127, &[0x7f]),
+            (128, &[0x80, 0x01]),
+            (16_383, &[0xff, 0x7f]),
+            (16_384, &[0x80, 0x80, 0x01]),
+            (2_097_151, &[0xff, 0xff, 0x7f]),
+            (2_097_152, &[0x80, 0x80, 0x80, 0x01]),
+            (268_435_455, &[0xff, 0xff, 0xff, 0x7f]),
+        ];
+        for &(v, enc) in cases {
+            assert_eq!(parse_vbi(enc), Ok(Some((v, enc.len()))));
+            let mut out = Vec::new();
+            put_vbi(&mut out, v as usize);
+            assert_eq!(out, enc);
+            assert_eq!(vbi_len(v as usize), enc.len());
+        }
+    }
+
+    #[test]
+    fn mqtt5_1_5_5_1_rejects_non_minimal_vbi() {
+        // MQTT-1.5.5-1: 0 written in two bytes, 127 written in three.
+        assert_eq!(
+            parse_vbi(&[0x80, 0x00]),
+            Err(DecodeError::NonMinimalVariableByteInteger)
+        );
+        assert_eq!(
+            parse_vbi(&[0xff, 0x80, 0x00]),
+            Err(DecodeError::NonMinimalVariableByteInteger)
+        );
+    }
+
+    #[test]
+    fn rejects_five_byte_vbi_and_waits_for_partial() {
+        assert_eq!(
+            parse_vbi(&[0xff, 0xff, 0xff, 0xff]),
+            Err(DecodeError::MalformedVariableByteInteger)
+        );
+        assert_eq!(parse_vbi(&[0xff, 0xff, 0xff]), Ok(None));
+        assert_eq!(parse_vbi(&[]), Ok(None));
+    }
+}

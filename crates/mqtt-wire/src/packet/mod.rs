@@ -1,0 +1,520 @@
+//! The packet model: one struct per control packet, one [`Packet`] enum over
+//! them, and the framing (fixed header, size limit, streaming decode).
+
+mod ack;
+mod auth;
+mod connack;
+mod connect;
+mod disconnect;
+mod publish;
+mod suback;
+mod subscribe;
+mod unsuback;
+mod unsubscribe;
+
+pub use ack::{PubAck, PubComp, PubRec, PubRel};
+pub use auth::Auth;
+pub use connack::ConnAck;
+pub use connect::{Connect, LastWill};
+pub use disconnect::Disconnect;
+pub use publish::Publish;
+pub use suback::SubAck;
+pub use subscribe::{RetainHandling, Subscribe, Subscription, SubscriptionOptions};
+pub use unsuback::UnsubAck;
+pub use unsubscribe::Unsubscribe;
+
+use crate::codec::{parse_vbi, put_vbi, vbi_len, Reader, MAX_VARIABLE_BYTE_INTEGER};
+use crate::error::{DecodeError, EncodeError};
+use crate::{PacketType, ProtocolVersion};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+/// Any MQTT control packet, of any protocol version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Packet {
+    /// CONNECT
+    Connect(Connect),
+    /// CONNACK
+    ConnAck(ConnAck),
+    /// PUBLISH
+    Publish(Publish),
+    /// PUBACK
+    PubAck(PubAck),
+    /// PUBREC
+    PubRec(PubRec),
+    /// PUBREL
+    PubRel(PubRel),
+    /// PUBCOMP
+    PubComp(PubComp),
+    /// SUBSCRIBE
+    Subscribe(Subscribe),
+    /// SUBACK
+    SubAck(SubAck),
+    /// UNSUBSCRIBE
+    Unsubscribe(Unsubscribe),
+    /// UNSUBACK
+    UnsubAck(UnsubAck),
+    /// PINGREQ
+    PingReq,
+    /// PINGRESP
+    PingResp,
+    /// DISCONNECT
+    Disconnect(Disconnect),
+    /// AUTH (5.0 only)
+    Auth(Auth),
+}
+
+/// Default for [`DecodeConfig::max_packet_size`]: 1 MiB.
+///
+/// The protocol allows 256 MiB; a decoder that accepted that from any peer
+/// would let one connection hold 256 MiB of memory. Raise it where large
+/// payloads are expected.
+pub const DEFAULT_MAX_PACKET_SIZE: u32 = 1024 * 1024;
+
+/// Largest packet the protocol can express: a 5-byte fixed header plus a
+/// Remaining Length of 268,435,455.
+pub const MAX_PACKET_SIZE: u32 = MAX_VARIABLE_BYTE_INTEGER + 5;
+
+/// Settings for [`decode`].
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeConfig {
+    /// The connection's protocol version (CONNECT is decoded whatever this
+    /// says, since it announces its own).
+    pub version: ProtocolVersion,
+    /// Largest packet accepted, fixed header included (the Maximum Packet
+    /// Size this side announces in 5.0). Default
+    /// [`DEFAULT_MAX_PACKET_SIZE`].
+    pub max_packet_size: u32,
+}
+
+impl DecodeConfig {
+    /// Settings for `version` with the default limits.
+    pub const fn new(version: ProtocolVersion) -> Self {
+        DecodeConfig {
+            version,
+            max_packet_size: DEFAULT_MAX_PACKET_SIZE,
+        }
+    }
+
+    /// Sets the maximum packet size.
+    pub const fn with_max_packet_size(mut self, max: u32) -> Self {
+        self.max_packet_size = max;
+        self
+    }
+}
+
+/// A parsed fixed header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixedHeader {
+    /// The packet type.
+    pub packet_type: PacketType,
+    /// The four flag bits (already checked).
+    pub flags: u8,
+    /// The Remaining Length.
+    pub remaining_length: usize,
+    /// Bytes the fixed header takes (2 to 5).
+    pub header_len: usize,
+}
+
+impl FixedHeader {
+    /// Parses the fixed header at the start of `buf`: `Ok(None)` when `buf`
+    /// ends inside it. Checks the packet type, the flags and the size limit,
+    /// so a packet too large is refused before its body is awaited.
+    pub fn parse(buf: &[u8], cfg: &DecodeConfig) -> Result<Option<FixedHeader>, DecodeError> {
+        let Some((&first, rest)) = buf.split_first() else {
+            return Ok(None);
+        };
+        let ty = first >> 4;
+        let flags = first & 0x0f;
+        let packet_type = match PacketType::from_u8(ty) {
+            Some(PacketType::Auth) if !cfg.version.is_v5() => {
+                return Err(DecodeError::ReservedPacketType(ty))
+            }
+            Some(t) => t,
+            None => return Err(DecodeError::ReservedPacketType(ty)),
+        };
+        check_flags(packet_type, flags)?;
+        let Some((remaining_length, n)) = parse_vbi(rest)? else {
+            return Ok(None);
+        };
+        let remaining_length = remaining_length as usize;
+        let header_len = 1 + n;
+        let size = header_len + remaining_length;
+        if size > cfg.max_packet_size as usize {
+            return Err(DecodeError::PacketTooLarge {
+                size,
+                max: cfg.max_packet_size,
+            });
+        }
+        Ok(Some(FixedHeader {
+            packet_type,
+            flags,
+            remaining_length,
+            header_len,
+        }))
+    }
+
+    /// Size of the whole packet.
+    pub fn packet_len(&self) -> usize {
+        self.header_len + self.remaining_length
+    }
+}
+
+/// MQTT 5.0 §2.1.3 / 3.1.1 §2.2.2: the flags of every packet type.
+fn check_flags(t: PacketType, flags: u8) -> Result<(), DecodeError> {
+    if t == PacketType::Publish {
+        let qos = (flags >> 1) & 0b11;
+        if qos == 3 {
+            return Err(DecodeError::InvalidQoS);
+        }
+        if qos == 0 && flags & 0b1000 != 0 {
+            return Err(DecodeError::DupWithQoS0);
+        }
+        return Ok(());
+    }
+    if flags != t.fixed_flags() {
+        return Err(DecodeError::InvalidFlags { packet: t, flags });
+    }
+    Ok(())
+}
+
+/// Decodes one packet from the front of `buf`.
+///
+/// - `Ok(None)`: `buf` holds only part of a packet; nothing was consumed.
+///   Read more bytes and call again.
+/// - `Ok(Some(packet))`: exactly one packet was split off the front of
+///   `buf`; its strings and payload are slices of that memory (no copy).
+/// - `Err(e)`: the stream is broken; close the connection (sending a
+///   DISCONNECT with `e.reason_code()` in 5.0). A packet larger than
+///   `cfg.max_packet_size` is refused as soon as its fixed header is in,
+///   before its body is buffered.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use mqtt_wire::{decode, DecodeConfig, Packet, ProtocolVersion};
+///
+/// let cfg = DecodeConfig::new(ProtocolVersion::V3_1_1);
+/// let mut buf = BytesMut::from(&[0xc0, 0x00, 0xd0][..]); // PINGREQ, then half a PINGRESP
+/// assert_eq!(decode(&mut buf, &cfg), Ok(Some(Packet::PingReq)));
+/// assert_eq!(decode(&mut buf, &cfg), Ok(None));
+/// assert_eq!(&buf[..], &[0xd0]); // untouched
+/// ```
+#[inline]
+pub fn decode(buf: &mut BytesMut, cfg: &DecodeConfig) -> Result<Option<Packet>, DecodeError> {
+    let Some(h) = FixedHeader::parse(buf, cfg)? else {
+        return Ok(None);
+    };
+    let len = h.packet_len();
+    if buf.len() < len {
+        return Ok(None);
+    }
+    let mut frame = buf.split_to(len).freeze();
+    frame.advance(h.header_len);
+    Packet::decode_body(&h, &frame, cfg.version).map(Some)
+}
+
+/// [`decode`] for input already in a [`Bytes`] (for example a WebSocket
+/// message): same contract, splitting the packet off the front of `buf`.
+#[inline]
+pub fn decode_bytes(buf: &mut Bytes, cfg: &DecodeConfig) -> Result<Option<Packet>, DecodeError> {
+    let Some(h) = FixedHeader::parse(buf, cfg)? else {
+        return Ok(None);
+    };
+    let len = h.packet_len();
+    if buf.len() < len {
+        return Ok(None);
+    }
+    let mut frame = buf.split_to(len);
+    frame.advance(h.header_len);
+    Packet::decode_body(&h, &frame, cfg.version).map(Some)
+}
+
+impl Packet {
+    /// Decodes a body whose fixed header `h` has been parsed; `body` holds
+    /// exactly the Remaining Length bytes.
+    pub fn decode_body(
+        h: &FixedHeader,
+        body: &Bytes,
+        version: ProtocolVersion,
+    ) -> Result<Packet, DecodeError> {
+        let mut r = Reader::new(body, h.packet_type);
+        let r = &mut r;
+        let v = version;
+        Ok(match h.packet_type {
+            PacketType::Connect => Packet::Connect(Connect::decode(r)?),
+            PacketType::ConnAck => Packet::ConnAck(ConnAck::decode(r, v)?),
+            PacketType::Publish => Packet::Publish(Publish::decode(r, h.flags, v)?),
+            PacketType::PubAck => Packet::PubAck(PubAck::decode(r, v)?),
+            PacketType::PubRec => Packet::PubRec(PubRec::decode(r, v)?),
+            PacketType::PubRel => Packet::PubRel(PubRel::decode(r, v)?),
+            PacketType::PubComp => Packet::PubComp(PubComp::decode(r, v)?),
+            PacketType::Subscribe => Packet::Subscribe(Subscribe::decode(r, v)?),
+            PacketType::SubAck => Packet::SubAck(SubAck::decode(r, v)?),
+            PacketType::Unsubscribe => Packet::Unsubscribe(Unsubscribe::decode(r, v)?),
+            PacketType::UnsubAck => Packet::UnsubAck(UnsubAck::decode(r, v)?),
+            PacketType::PingReq => {
+                r.finish()?;
+                Packet::PingReq
+            }
+            PacketType::PingResp => {
+                r.finish()?;
+                Packet::PingResp
+            }
+            PacketType::Disconnect => Packet::Disconnect(Disconnect::decode(r, v)?),
+            PacketType::Auth => Packet::Auth(Auth::decode(r, v)?),
+        })
+    }
+
+    /// The packet's type.
+    pub fn packet_type(&self) -> PacketType {
+        match self {
+            Packet::Connect(_) => PacketType::Connect,
+            Packet::ConnAck(_) => PacketType::ConnAck,
+            Packet::Publish(_) => PacketType::Publish,
+            Packet::PubAck(_) => PacketType::PubAck,
+            Packet::PubRec(_) => PacketType::PubRec,
+            Packet::PubRel(_) => PacketType::PubRel,
+            Packet::PubComp(_) => PacketType::PubComp,
+            Packet::Subscribe(_) => PacketType::Subscribe,
+            Packet::SubAck(_) => PacketType::SubAck,
+            Packet::Unsubscribe(_) => PacketType::Unsubscribe,
+            Packet::UnsubAck(_) => PacketType::UnsubAck,
+            Packet::PingReq => PacketType::PingReq,
+            Packet::PingResp => PacketType::PingResp,
+            Packet::Disconnect(_) => PacketType::Disconnect,
+            Packet::Auth(_) => PacketType::Auth,
+        }
+    }
+}
+
+/// Encoding of a packet for a protocol version.
+///
+/// Implemented by [`Packet`] and by each packet struct, so a PUBLISH can be
+/// encoded without wrapping it.
+///
+/// ```
+/// use bytes::{Bytes, BytesMut};
+/// use mqtt_wire::{Delivery, Encode, PacketId, ProtocolVersion, Publish, TopicName};
+///
+/// let publish = Publish::new(
+///     TopicName::from_static("a/b").unwrap(),
+///     Bytes::from_static(b"hi"),
+/// )
+/// .with_delivery(Delivery::AtLeastOnce(PacketId::new(10).unwrap()));
+/// let mut buf = BytesMut::new();
+/// let n = publish.encode(ProtocolVersion::V3_1_1, &mut buf).unwrap();
+/// assert_eq!(n, publish.encoded_len(ProtocolVersion::V3_1_1));
+/// assert_eq!(&buf[..], &[0x32, 9, 0, 3, b'a', b'/', b'b', 0, 10, b'h', b'i']);
+/// ```
+pub trait Encode {
+    /// Bytes [`encode`](Self::encode) writes for `version`, computed without
+    /// encoding (meaningless if `encode` would fail).
+    fn encoded_len(&self, version: ProtocolVersion) -> usize;
+
+    /// Writes the packet to `buf` and returns its length. Fails, writing
+    /// nothing, when the packet holds what `version` cannot carry, a field
+    /// is too long, or `buf` has no room.
+    fn encode<B: BufMut>(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut B,
+    ) -> Result<usize, EncodeError>;
+
+    /// [`encode`](Self::encode), refusing a packet larger than `max_packet_size`
+    /// (the peer's Maximum Packet Size).
+    fn encode_checked<B: BufMut>(
+        &self,
+        version: ProtocolVersion,
+        max_packet_size: u32,
+        buf: &mut B,
+    ) -> Result<usize, EncodeError>;
+}
+
+/// What every packet struct provides to the shared framing code.
+pub(crate) trait PacketBody {
+    const TYPE: PacketType;
+
+    fn flags(&self) -> u8 {
+        Self::TYPE.fixed_flags()
+    }
+
+    /// Checks the packet can be encoded for `v`.
+    fn validate(&self, v: ProtocolVersion) -> Result<(), EncodeError>;
+
+    /// The Remaining Length for `v`.
+    fn body_len(&self, v: ProtocolVersion) -> usize;
+
+    /// Writes the variable header and payload.
+    fn write_body<B: BufMut>(&self, v: ProtocolVersion, buf: &mut B);
+}
+
+#[inline]
+fn encode_framed<T: PacketBody, B: BufMut>(
+    p: &T,
+    v: ProtocolVersion,
+    max: u32,
+    buf: &mut B,
+) -> Result<usize, EncodeError> {
+    p.validate(v)?;
+    let body = p.body_len(v);
+    if body > MAX_VARIABLE_BYTE_INTEGER as usize {
+        return Err(EncodeError::RemainingLengthTooLarge(body));
+    }
+    let total = 1 + vbi_len(body) + body;
+    if total > max as usize {
+        return Err(EncodeError::PacketTooLarge { size: total, max });
+    }
+    if buf.remaining_mut() < total {
+        return Err(EncodeError::BufferTooSmall {
+            needed: total,
+            remaining: buf.remaining_mut(),
+        });
+    }
+    buf.put_u8(((T::TYPE as u8) << 4) | p.flags());
+    put_vbi(buf, body);
+    p.write_body(v, buf);
+    Ok(total)
+}
+
+impl<T: PacketBody> Encode for T {
+    #[inline]
+    fn encoded_len(&self, version: ProtocolVersion) -> usize {
+        let body = self.body_len(version);
+        1 + vbi_len(body) + body
+    }
+
+    #[inline]
+    fn encode<B: BufMut>(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut B,
+    ) -> Result<usize, EncodeError> {
+        encode_framed(self, version, u32::MAX, buf)
+    }
+
+    #[inline]
+    fn encode_checked<B: BufMut>(
+        &self,
+        version: ProtocolVersion,
+        max_packet_size: u32,
+        buf: &mut B,
+    ) -> Result<usize, EncodeError> {
+        encode_framed(self, version, max_packet_size, buf)
+    }
+}
+
+/// PINGREQ and PINGRESP as encodable bodies.
+struct Empty(PacketType);
+
+impl Empty {
+    fn encode<B: BufMut>(&self, max: u32, buf: &mut B) -> Result<usize, EncodeError> {
+        if max < 2 {
+            return Err(EncodeError::PacketTooLarge { size: 2, max });
+        }
+        if buf.remaining_mut() < 2 {
+            return Err(EncodeError::BufferTooSmall {
+                needed: 2,
+                remaining: buf.remaining_mut(),
+            });
+        }
+        buf.put_u8((self.0 as u8) << 4);
+        buf.put_u8(0);
+        Ok(2)
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $p:ident => $e:expr, $empty:ident => $ee:expr) => {
+        match $self {
+            Packet::Connect($p) => $e,
+            Packet::ConnAck($p) => $e,
+            Packet::Publish($p) => $e,
+            Packet::PubAck($p) => $e,
+            Packet::PubRec($p) => $e,
+            Packet::PubRel($p) => $e,
+            Packet::PubComp($p) => $e,
+            Packet::Subscribe($p) => $e,
+            Packet::SubAck($p) => $e,
+            Packet::Unsubscribe($p) => $e,
+            Packet::UnsubAck($p) => $e,
+            Packet::Disconnect($p) => $e,
+            Packet::Auth($p) => $e,
+            Packet::PingReq => {
+                let $empty = Empty(PacketType::PingReq);
+                $ee
+            }
+            Packet::PingResp => {
+                let $empty = Empty(PacketType::PingResp);
+                $ee
+            }
+        }
+    };
+}
+
+impl Encode for Packet {
+    fn encoded_len(&self, version: ProtocolVersion) -> usize {
+        dispatch!(self, p => p.encoded_len(version), _e => 2)
+    }
+
+    fn encode<B: BufMut>(
+        &self,
+        version: ProtocolVersion,
+        buf: &mut B,
+    ) -> Result<usize, EncodeError> {
+        dispatch!(self, p => p.encode(version, buf), e => e.encode(u32::MAX, buf))
+    }
+
+    fn encode_checked<B: BufMut>(
+        &self,
+        version: ProtocolVersion,
+        max_packet_size: u32,
+        buf: &mut B,
+    ) -> Result<usize, EncodeError> {
+        dispatch!(self, p => p.encode_checked(version, max_packet_size, buf), e => e.encode(max_packet_size, buf))
+    }
+}
+
+macro_rules! from_packets {
+    ($($ty:ident),+) => {$(
+        impl From<$ty> for Packet {
+            fn from(p: $ty) -> Packet {
+                Packet::$ty(p)
+            }
+        }
+    )+};
+}
+
+from_packets!(
+    Connect,
+    ConnAck,
+    Publish,
+    PubAck,
+    PubRec,
+    PubRel,
+    PubComp,
+    Subscribe,
+    SubAck,
+    Unsubscribe,
+    UnsubAck,
+    Disconnect,
+    Auth
+);
+
+/// Reads a non-zero Packet Identifier (MQTT-2.3.1-1).
+#[inline]
+pub(crate) fn read_packet_id(r: &mut Reader<'_>) -> Result<crate::PacketId, DecodeError> {
+    crate::PacketId::new(r.u16()?).ok_or(DecodeError::ZeroPacketId)
+}
+
+/// Refuses 5.0-only content for an older peer.
+#[inline]
+pub(crate) fn v5_only(
+    v: ProtocolVersion,
+    present: bool,
+    what: &'static str,
+) -> Result<(), EncodeError> {
+    if present && !v.is_v5() {
+        return Err(EncodeError::NotInVersion { what, version: v });
+    }
+    Ok(())
+}
