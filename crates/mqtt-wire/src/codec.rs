@@ -210,14 +210,6 @@ impl<'a> Reader<'a> {
         Ok(Some(TopicName::from_checked(b)))
     }
 
-    /// Everything left, as a slice of the frame.
-    #[inline]
-    pub(crate) fn rest(&mut self) -> Bytes {
-        let s = self.frame.slice(self.pos..self.end);
-        self.pos = self.end;
-        s
-    }
-
     /// A cursor over the next `n` bytes; `self` moves past them.
     pub(crate) fn sub(&mut self, n: usize) -> Result<Reader<'a>, DecodeError> {
         if n > self.remaining() {

@@ -210,7 +210,7 @@ pub fn decode(buf: &mut BytesMut, cfg: &DecodeConfig) -> Result<Option<Packet>, 
     }
     let mut frame = buf.split_to(len).freeze();
     frame.advance(h.header_len);
-    Packet::decode_body(&h, &frame, cfg.version).map(Some)
+    Packet::decode_body(&h, frame, cfg.version).map(Some)
 }
 
 /// [`decode`] for input already in a [`Bytes`] (for example a WebSocket
@@ -226,24 +226,31 @@ pub fn decode_bytes(buf: &mut Bytes, cfg: &DecodeConfig) -> Result<Option<Packet
     }
     let mut frame = buf.split_to(len);
     frame.advance(h.header_len);
-    Packet::decode_body(&h, &frame, cfg.version).map(Some)
+    Packet::decode_body(&h, frame, cfg.version).map(Some)
 }
 
 impl Packet {
     /// Decodes a body whose fixed header `h` has been parsed; `body` holds
-    /// exactly the Remaining Length bytes.
+    /// exactly the Remaining Length bytes. Fields of the packet are slices
+    /// of `body`.
     pub fn decode_body(
         h: &FixedHeader,
-        body: &Bytes,
+        body: Bytes,
         version: ProtocolVersion,
     ) -> Result<Packet, DecodeError> {
-        let mut r = Reader::new(body, h.packet_type);
+        if h.packet_type == PacketType::Publish {
+            // The payload takes over `body` itself: one reference count
+            // fewer per PUBLISH than slicing it out.
+            return Publish::decode(body, h.flags, version).map(Packet::Publish);
+        }
+        let mut r = Reader::new(&body, h.packet_type);
         let r = &mut r;
         let v = version;
         Ok(match h.packet_type {
             PacketType::Connect => Packet::Connect(Connect::decode(r)?),
             PacketType::ConnAck => Packet::ConnAck(ConnAck::decode(r, v)?),
-            PacketType::Publish => Packet::Publish(Publish::decode(r, h.flags, v)?),
+            // Returned above; kept for exhaustiveness.
+            PacketType::Publish => Packet::Publish(Publish::decode(body.clone(), h.flags, v)?),
             PacketType::PubAck => Packet::PubAck(PubAck::decode(r, v)?),
             PacketType::PubRec => Packet::PubRec(PubRec::decode(r, v)?),
             PacketType::PubRel => Packet::PubRel(PubRel::decode(r, v)?),

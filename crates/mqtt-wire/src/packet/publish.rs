@@ -5,7 +5,7 @@ use crate::codec::{put_prefixed, Reader};
 use crate::error::{DecodeError, EncodeError};
 use crate::property::PublishProperties;
 use crate::{Delivery, PacketId, PacketType, ProtocolVersion, QoS, TopicError, TopicName};
-use bytes::{BufMut, Bytes};
+use bytes::{Buf, BufMut, Bytes};
 
 /// An application message.
 ///
@@ -64,10 +64,12 @@ impl Publish {
     }
 
     pub(crate) fn decode(
-        r: &mut Reader<'_>,
+        mut body: Bytes,
         flags: u8,
         v: ProtocolVersion,
     ) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(&body, PacketType::Publish);
+        let r = &mut r;
         // Flags were checked with the fixed header (QoS 3, DUP at QoS 0).
         let dup = flags & 0b1000 != 0;
         let retain = flags & 0b0001 != 0;
@@ -91,13 +93,14 @@ impl Publish {
                 return Err(DecodeError::MissingTopic);
             }
         }
-        let payload = r.rest();
+        let at = r.pos();
+        body.advance(at);
         Ok(Publish {
             dup,
             delivery,
             retain,
             topic,
-            payload,
+            payload: body,
             properties,
         })
     }
