@@ -1,0 +1,117 @@
+//! Property tests: the tree, the retained index and `matches` against the
+//! naive oracle of `mqtt_topic::fuzzing` (a linear scan with a direct
+//! matcher), over topics with `$` levels, empty levels, multi-byte UTF-8
+//! and shared groups.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use mqtt_topic::fuzzing::{oracle_matches, run_ops, Op, Topic, GROUPS};
+use mqtt_topic::{
+    matches, Match, RetainedIndex, SharedFilter, SubscriptionTree, TopicFilter, TopicName,
+};
+use proptest::prelude::*;
+
+fn topic() -> impl Strategy<Value = Topic> {
+    prop::collection::vec(any::<u8>(), 1..7).prop_map(Topic)
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (topic(), any::<u8>(), any::<u8>())
+            .prop_map(|(filter, key, value)| Op::Insert { filter, key, value }),
+        3 => (topic(), any::<u8>()).prop_map(|(filter, key)| Op::Remove { filter, key }),
+        2 => (any::<u8>(), topic(), any::<u8>(), any::<u8>())
+            .prop_map(|(group, filter, key, value)| Op::InsertShared { group, filter, key, value }),
+        1 => (any::<u8>(), topic(), any::<u8>())
+            .prop_map(|(group, filter, key)| Op::RemoveShared { group, filter, key }),
+        3 => topic().prop_map(|name| Op::Match { name }),
+        1 => Just(Op::Shrink),
+        2 => (topic(), any::<u8>()).prop_map(|(name, value)| Op::Retain { name, value }),
+        1 => topic().prop_map(|name| Op::Unretain { name }),
+        2 => topic().prop_map(|filter| Op::MatchRetained { filter }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// `matches` agrees with the oracle (MQTT-4.7.1-1/2, MQTT-4.7.2-1,
+    /// MQTT-4.7.3-4 byte-exact comparison).
+    #[test]
+    fn matches_agrees_with_oracle(f in topic(), n in topic()) {
+        let (fs, ns) = (f.filter(), n.name());
+        let got = matches(&TopicFilter::try_from(fs.as_str()).unwrap(), &TopicName::try_from(ns.as_str()).unwrap());
+        prop_assert_eq!(got, oracle_matches(&fs, &ns), "{} {}", fs, ns);
+    }
+
+    /// A tree of random filters (plain and shared) reports exactly what a
+    /// linear scan reports, for random names.
+    #[test]
+    fn tree_equals_linear_scan(
+        filters in prop::collection::vec((topic(), any::<u8>(), any::<bool>()), 0..60),
+        names in prop::collection::vec(topic(), 1..20),
+    ) {
+        let mut tree = SubscriptionTree::new();
+        let mut all = Vec::new();
+        for (i, (f, g, is_shared)) in filters.iter().enumerate() {
+            let fs = f.filter();
+            let key = i as u32;
+            if *is_shared {
+                let g = GROUPS[usize::from(*g) % GROUPS.len()];
+                let s = SharedFilter::try_from(format!("$share/{g}/{fs}").as_str()).unwrap();
+                tree.insert_shared(&s, key, ());
+                all.push((fs, key, true));
+            } else {
+                tree.insert(&TopicFilter::try_from(fs.as_str()).unwrap(), key, ());
+                all.push((fs, key, false));
+            }
+        }
+        tree.check_invariants().unwrap();
+        for n in &names {
+            let ns = n.name();
+            let mut got = Vec::new();
+            tree.for_each_match(&TopicName::try_from(ns.as_str()).unwrap(), |m| match m {
+                Match::Subscriber { key, .. } => got.push(*key),
+                Match::Shared(g) => got.extend(g.members().iter().map(|(k, _)| *k)),
+            });
+            got.sort_unstable();
+            let want: Vec<u32> = all.iter().filter(|(f, _, _)| oracle_matches(f, &ns)).map(|(_, k, _)| *k).collect();
+            prop_assert_eq!(got, want, "name {}", ns);
+        }
+    }
+
+    /// The retained index reports exactly the stored names a filter matches.
+    #[test]
+    fn retained_equals_linear_scan(
+        names in prop::collection::vec(topic(), 0..60),
+        filters in prop::collection::vec(topic(), 1..20),
+    ) {
+        let mut idx = RetainedIndex::new();
+        let mut stored = std::collections::BTreeSet::new();
+        for n in &names {
+            let ns = n.name();
+            idx.insert(TopicName::try_from(ns.as_str()).unwrap(), ());
+            stored.insert(ns);
+        }
+        for f in &filters {
+            let fs = f.filter();
+            let mut got = Vec::new();
+            idx.for_each_match(&TopicFilter::try_from(fs.as_str()).unwrap(), |n, _| got.push(n.to_string()));
+            got.sort();
+            let want: Vec<String> = stored.iter().filter(|n| oracle_matches(&fs, n)).cloned().collect();
+            prop_assert_eq!(got, want, "filter {}", fs);
+        }
+    }
+
+    /// Insert/remove/match sequences: every lookup equals the oracle, and the
+    /// tree (and retained index) left over equals a fresh one built from what
+    /// remains, in structure and, once trimmed, in heap bytes; emptying it
+    /// returns all memory.
+    #[test]
+    fn op_sequences_leave_a_fresh_tree(ops in prop::collection::vec(op(), 0..80)) {
+        run_ops(&ops);
+    }
+}
