@@ -198,6 +198,15 @@ impl<'a> Reader<'a> {
         Ok(MqttString::from_checked(b))
     }
 
+    /// Checks a UTF-8 Encoded String and moves past it, without taking a
+    /// reference to the frame (for values kept as raw bytes).
+    #[inline]
+    pub(crate) fn skip_string(&mut self) -> Result<(), DecodeError> {
+        let n = self.u16()?;
+        check_str(self.take(usize::from(n))?)?;
+        Ok(())
+    }
+
     /// A Topic Name; `None` when the string is empty (allowed only where a
     /// Topic Alias stands in, which the caller decides).
     #[inline]

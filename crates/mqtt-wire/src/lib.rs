@@ -14,7 +14,7 @@
 //!   packet whose fixed header declares more than
 //!   [`DecodeConfig::max_packet_size`] is refused from the header alone.
 //! - **Zero-copy.** Topics, strings, binary data and payloads of a decoded
-//!   packet are slices of the received [`Bytes`]. Decoding a PUBLISH
+//!   packet are slices of the received [`Bytes`](bytes::Bytes). Decoding a PUBLISH
 //!   allocates nothing.
 //! - **Strict.** Every rule of the specifications the codec can check is
 //!   checked: fixed-header flags, Variable Byte Integers in shortest form,
@@ -106,6 +106,9 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(feature = "arbitrary")]
+#[doc(hidden)]
+pub mod arbitrary;
 mod codec;
 mod error;
 mod packet;

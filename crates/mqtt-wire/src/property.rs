@@ -439,8 +439,8 @@ impl RunProp for UserProperties {
     const ID: PropertyId = PropertyId::UserProperty;
     fn check(r: &mut Reader<'_>) -> Result<(), DecodeError> {
         // MQTT-1.5.7-1: both halves are UTF-8 Encoded Strings.
-        r.string()?;
-        r.string()?;
+        r.skip_string()?;
+        r.skip_string()?;
         Ok(())
     }
     fn raw(&self) -> &Bytes {

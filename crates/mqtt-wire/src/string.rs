@@ -95,10 +95,60 @@ impl MqttString {
     }
 }
 
+/// Eight bytes at a time (SWAR): the high bit of a byte of the result is
+/// set where `w` holds a non-ASCII byte or 0x00 and, with `WILD`, `+` or `#`.
+/// Exact as to whether such a byte exists (borrows may smear which one),
+/// which is all the fast path needs: the precise check runs only then.
+#[inline(always)]
+fn word_flags<const WILD: bool>(w: u64) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    // High bit set in a byte where `v` has a zero byte (exact for "any").
+    let zero = |v: u64| v.wrapping_sub(LO) & !v;
+    let mut f = w | zero(w);
+    if WILD {
+        // '#' (0x23) and '+' (0x2B) differ only in bit 3: one test for both.
+        f |= zero((w | (LO * 0x08)) ^ (LO * u64::from(b'+')));
+    }
+    f & HI
+}
+
+/// Whether `b` is all ASCII without 0x00 (and, with `WILD`, without `+` and
+/// `#`): the common case, checked a word at a time, the tail as the last
+/// eight bytes (overlapping); strings under eight bytes a byte at a time.
+#[inline]
+pub(crate) fn plain_ascii<const WILD: bool>(b: &[u8]) -> bool {
+    if b.len() < 8 {
+        // Short strings (property names, "C"): a byte at a time is cheaper
+        // than assembling a padded word.
+        return b
+            .iter()
+            .all(|&c| c.wrapping_sub(1) < 0x7f && !(WILD && (c | 0x08) == b'+'));
+    }
+    let mut acc = 0u64;
+    let mut words = b.chunks_exact(8);
+    for c in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        acc |= word_flags::<WILD>(u64::from_le_bytes(w));
+    }
+    if !words.remainder().is_empty() {
+        let mut w = [b'a'; 8];
+        if let Some(last) = b.len().checked_sub(8).and_then(|start| b.get(start..)) {
+            w.copy_from_slice(last);
+        }
+        acc |= word_flags::<WILD>(u64::from_le_bytes(w));
+    }
+    acc == 0
+}
+
 /// Checks every rule of [`MqttString`] in one pass (ASCII fast path).
 pub(crate) fn check_str(b: &[u8]) -> Result<(), StringError> {
     if b.len() > MAX_STRING_LEN {
         return Err(StringError::TooLong { len: b.len() });
+    }
+    if plain_ascii::<false>(b) {
+        return Ok(());
     }
     let mut high = 0u8;
     let mut nul = false;

@@ -75,7 +75,15 @@ impl fmt::Display for TopicError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = match self {
             TopicError::Empty => "topic is empty",
-            TopicError::String(e) => return write!(f, "topic: {e}"),
+            TopicError::String(StringError::TooLong { len }) => {
+                return write!(
+                    f,
+                    "topic of {len} bytes is longer than 65535 ({})",
+                    self.spec_id()
+                )
+            }
+            TopicError::String(StringError::InvalidUtf8) => "topic is not well-formed UTF-8",
+            TopicError::String(StringError::NullCharacter) => "topic contains U+0000",
             TopicError::WildcardInName => "topic name contains a wildcard",
             TopicError::MultiLevelWildcardMisplaced => {
                 "'#' must be the whole last level of a topic filter"
@@ -103,6 +111,9 @@ pub(crate) fn check_topic_name(b: &[u8]) -> Result<(), TopicError> {
     }
     if b.len() > crate::string::MAX_STRING_LEN {
         return Err(StringError::TooLong { len: b.len() }.into());
+    }
+    if crate::string::plain_ascii::<true>(b) {
+        return Ok(());
     }
     let mut high = 0u8;
     let mut bad = false;
@@ -280,6 +291,7 @@ impl From<TopicName> for TopicFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::string::ToString;
 
     #[test]
     fn names() {
@@ -326,6 +338,14 @@ mod tests {
         ] {
             assert_eq!(check_topic_filter(bad.as_bytes()), Err(e), "{bad}");
         }
+    }
+
+    #[test]
+    fn messages_cite_the_topic_rule() {
+        let e = check_topic_name(b"a\0").unwrap_err();
+        assert_eq!(e.spec_id(), "MQTT-4.7.3-2");
+        assert!(e.to_string().ends_with("(MQTT-4.7.3-2)"), "{e}");
+        assert!(TopicError::Empty.to_string().contains("MQTT-4.7.3-1"));
     }
 
     #[test]

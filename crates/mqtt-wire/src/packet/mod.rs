@@ -210,7 +210,16 @@ pub fn decode(buf: &mut BytesMut, cfg: &DecodeConfig) -> Result<Option<Packet>, 
     }
     let mut frame = buf.split_to(len).freeze();
     frame.advance(h.header_len);
-    Packet::decode_body(&h, frame, cfg.version).map(Some)
+    // PUBLISH, the common case, is built straight into the result: going
+    // through `decode_body(..).map(Some)` costs a copy of the whole
+    // `Packet` per step.
+    if h.packet_type == PacketType::Publish {
+        return match Publish::decode(frame, h.flags, cfg.version) {
+            Ok(p) => Ok(Some(Packet::Publish(p))),
+            Err(e) => Err(e),
+        };
+    }
+    Packet::decode_other(&h, frame, cfg.version).map(Some)
 }
 
 /// [`decode`] for input already in a [`Bytes`] (for example a WebSocket
@@ -226,13 +235,23 @@ pub fn decode_bytes(buf: &mut Bytes, cfg: &DecodeConfig) -> Result<Option<Packet
     }
     let mut frame = buf.split_to(len);
     frame.advance(h.header_len);
-    Packet::decode_body(&h, frame, cfg.version).map(Some)
+    // PUBLISH, the common case, is built straight into the result: going
+    // through `decode_body(..).map(Some)` costs a copy of the whole
+    // `Packet` per step.
+    if h.packet_type == PacketType::Publish {
+        return match Publish::decode(frame, h.flags, cfg.version) {
+            Ok(p) => Ok(Some(Packet::Publish(p))),
+            Err(e) => Err(e),
+        };
+    }
+    Packet::decode_other(&h, frame, cfg.version).map(Some)
 }
 
 impl Packet {
     /// Decodes a body whose fixed header `h` has been parsed; `body` holds
     /// exactly the Remaining Length bytes. Fields of the packet are slices
     /// of `body`.
+    #[inline]
     pub fn decode_body(
         h: &FixedHeader,
         body: Bytes,
@@ -243,6 +262,17 @@ impl Packet {
             // fewer per PUBLISH than slicing it out.
             return Publish::decode(body, h.flags, version).map(Packet::Publish);
         }
+        Self::decode_other(h, body, version)
+    }
+
+    /// Every packet but PUBLISH: kept out of line so the PUBLISH path of
+    /// [`decode`] inlines into the caller's loop.
+    #[inline(never)]
+    fn decode_other(
+        h: &FixedHeader,
+        body: Bytes,
+        version: ProtocolVersion,
+    ) -> Result<Packet, DecodeError> {
         let mut r = Reader::new(&body, h.packet_type);
         let r = &mut r;
         let v = version;

@@ -63,6 +63,7 @@ impl Publish {
         self.delivery.packet_id()
     }
 
+    #[inline]
     pub(crate) fn decode(
         mut body: Bytes,
         flags: u8,
@@ -80,18 +81,25 @@ impl Publish {
             2 => Delivery::ExactlyOnce(read_packet_id(r)?),
             _ => return Err(DecodeError::InvalidQoS),
         };
-        let properties = if v.is_v5() {
-            PublishProperties::decode(r)?
-        } else {
-            PublishProperties::default()
-        };
-        if topic.is_none() {
-            if !v.is_v5() {
+        if !v.is_v5() {
+            if topic.is_none() {
                 return Err(DecodeError::InvalidTopicName(TopicError::Empty));
             }
-            if properties.topic_alias.is_none() {
-                return Err(DecodeError::MissingTopic);
-            }
+            // Built in place: no properties to decode and move.
+            let at = r.pos();
+            body.advance(at);
+            return Ok(Publish {
+                dup,
+                delivery,
+                retain,
+                topic,
+                payload: body,
+                properties: PublishProperties::default(),
+            });
+        }
+        let properties = PublishProperties::decode(r)?;
+        if topic.is_none() && properties.topic_alias.is_none() {
+            return Err(DecodeError::MissingTopic);
         }
         let at = r.pos();
         body.advance(at);
