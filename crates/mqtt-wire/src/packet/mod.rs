@@ -120,6 +120,7 @@ impl FixedHeader {
     /// Parses the fixed header at the start of `buf`: `Ok(None)` when `buf`
     /// ends inside it. Checks the packet type, the flags and the size limit,
     /// so a packet too large is refused before its body is awaited.
+    #[inline]
     pub fn parse(buf: &[u8], cfg: &DecodeConfig) -> Result<Option<FixedHeader>, DecodeError> {
         let Some((&first, rest)) = buf.split_first() else {
             return Ok(None);
@@ -155,12 +156,14 @@ impl FixedHeader {
     }
 
     /// Size of the whole packet.
+    #[inline]
     pub fn packet_len(&self) -> usize {
         self.header_len + self.remaining_length
     }
 }
 
 /// MQTT 5.0 §2.1.3 / 3.1.1 §2.2.2: the flags of every packet type.
+#[inline]
 fn check_flags(t: PacketType, flags: u8) -> Result<(), DecodeError> {
     if t == PacketType::Publish {
         let qos = (flags >> 1) & 0b11;
