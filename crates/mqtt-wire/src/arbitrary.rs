@@ -1165,3 +1165,17 @@ pub fn packet_types(version: ProtocolVersion) -> impl Iterator<Item = PacketType
         .filter_map(PacketType::from_u8)
         .filter(move |t| version.is_v5() || *t != PacketType::Auth)
 }
+
+/// Deterministic pseudo-random bytes (xorshift), for seeds and coverage
+/// tests that must not depend on a random number crate.
+pub fn xorshift_bytes(seed: u64, n: usize) -> alloc::vec::Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}

@@ -51,18 +51,6 @@ fn wire_roundtrip_corpus() {
 // Seed generator
 // ---------------------------------------------------------------------------
 
-fn xorshift_bytes(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
-}
-
 fn short_name(version: ProtocolVersion) -> &'static str {
     match version {
         ProtocolVersion::V3_1 => "v31",
@@ -80,7 +68,7 @@ fn valid_packets() -> Vec<(String, ProtocolVersion, Vec<Packet>)> {
         for t in packet_types(version) {
             let mut found = 0;
             for seed in 0.. {
-                let data = xorshift_bytes(seed * 7919 + t as u64, 256);
+                let data = mqtt_wire::arbitrary::xorshift_bytes(seed * 7919 + t as u64, 256);
                 let p = packet(&mut Unstructured::new(&data), version).unwrap();
                 if p.packet_type() == t {
                     let name = format!("{}-{:?}-{found}", short_name(version), t).to_lowercase();
@@ -242,7 +230,10 @@ fn seeds() -> (Seeds, Seeds) {
     let roundtrip = (0..40u64)
         .map(|i| {
             let len = 8 + (i as usize * 97) % 600;
-            (format!("seed-random-{i:02}"), xorshift_bytes(1000 + i, len))
+            (
+                format!("seed-random-{i:02}"),
+                mqtt_wire::arbitrary::xorshift_bytes(1000 + i, len),
+            )
         })
         .collect();
     (decode, roundtrip)

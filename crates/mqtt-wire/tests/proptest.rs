@@ -53,19 +53,6 @@ fn encode_all(ps: &[Packet], version: ProtocolVersion) -> Vec<u8> {
     out.to_vec()
 }
 
-/// Tiny deterministic generator for the coverage test (no extra crate).
-fn xorshift_bytes(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
-}
-
 proptest! {
     #![proptest_config(config(1024))]
 
@@ -202,7 +189,7 @@ fn generator_covers_every_packet_type_and_field() {
         let mut types = BTreeSet::new();
         let mut debug = String::new();
         for seed in 0..3000u64 {
-            let data = xorshift_bytes(seed, 512);
+            let data = mqtt_wire::arbitrary::xorshift_bytes(seed, 512);
             let p = packets(&data, version, 1).pop().unwrap();
             types.insert(p.packet_type());
             if version.is_v5() {
