@@ -238,7 +238,7 @@ impl Codec for Ours {
         let packets = match w {
             Workload::Publish { .. } => vec![publish],
             Workload::Mixed(v) => vec![
-                Packet::Connect(Connect::new(
+                Packet::from(Connect::new(
                     wire_version(v),
                     MqttString::try_from(CLIENT_ID).unwrap(),
                 )),

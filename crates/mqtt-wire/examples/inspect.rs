@@ -93,7 +93,7 @@ fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
 fn demo() -> Result<(ProtocolVersion, Vec<u8>), Box<dyn std::error::Error>> {
     let v = ProtocolVersion::V5;
     let mut out = BytesMut::new();
-    Packet::Connect(Connect::new(v, MqttString::try_from("demo-client")?)).encode(v, &mut out)?;
+    Packet::from(Connect::new(v, MqttString::try_from("demo-client")?)).encode(v, &mut out)?;
     let id = PacketId::new(1).ok_or("packet id")?;
     let filter = TopicFilter::try_from("sensors/+/temperature")?;
     Subscribe::new(id, filter, SubscriptionOptions::new(QoS::AtLeastOnce)).encode(v, &mut out)?;

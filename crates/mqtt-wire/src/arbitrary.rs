@@ -468,8 +468,8 @@ pub fn packet(u: &mut Unstructured<'_>, version: ProtocolVersion) -> Result<Pack
     let last: u8 = if v5 { 31 } else { 28 };
     Ok(match u.int_in_range(0..=last)? {
         0..=5 => Packet::Publish(publish(u, version)?),
-        6..=8 => Packet::Connect(connect(u, version)?),
-        9 | 10 => Packet::ConnAck(connack(u, version)?),
+        6..=8 => Packet::from(connect(u, version)?),
+        9 | 10 => Packet::from(connack(u, version)?),
         11 | 12 => Packet::PubAck(PubAck {
             packet_id: packet_id(u)?,
             reason_code: pub_ack_code(u, v5)?,

@@ -415,7 +415,7 @@ fn mqtt5_3_1_2_16_username_flag_and_field() {
         // Encoding sets the flags from the fields.
         let mut c = Connect::new(v, s("c"));
         c.username = Some(s("u"));
-        let bytes = encode(v, &Packet::Connect(c)).unwrap();
+        let bytes = encode(v, &Packet::from(c)).unwrap();
         assert_eq!(bytes[2 + 7] & 0xc0, 0x80);
     }
 }
@@ -435,7 +435,7 @@ fn mqtt311_3_1_2_22_password_requires_username() {
         let mut c = Connect::new(v, s("c"));
         c.password = Some(b(b"p"));
         assert_eq!(
-            encode(v, &Packet::Connect(c)),
+            encode(v, &Packet::from(c)),
             Err(EncodeError::PasswordWithoutUsername)
         );
     }
@@ -533,12 +533,12 @@ fn mqtt5_3_2_2_8_connack_reason_code_must_be_defined() {
         }
     );
     // A 5.0 code without a 3.1.1 return code is refused on encode.
-    let ack = Packet::ConnAck(ConnAck::new(ConnectReasonCode::Banned));
+    let ack = Packet::from(ConnAck::new(ConnectReasonCode::Banned));
     assert!(matches!(
         encode(V3_1_1, &ack),
         Err(EncodeError::NotInVersion { .. })
     ));
-    let mapped = Packet::ConnAck(ConnAck::new(ConnectReasonCode::Banned.v3_equivalent()));
+    let mapped = Packet::from(ConnAck::new(ConnectReasonCode::Banned.v3_equivalent()));
     assert_eq!(encode(V3_1_1, &mapped).unwrap(), [0x20, 2, 0, 5]);
 }
 
@@ -1233,7 +1233,7 @@ fn binary_fields_longer_than_65535_are_refused_on_encode() {
     c.username = Some(s("u"));
     c.password = Some(bytes::Bytes::from(vec![0u8; 70_000]));
     assert!(matches!(
-        encode(V5, &Packet::Connect(c)),
+        encode(V5, &Packet::from(c)),
         Err(EncodeError::BinaryTooLong { .. })
     ));
     let mut p = Publish::new(name("t"), b(b""));

@@ -26,15 +26,17 @@ pub use unsubscribe::Unsubscribe;
 use crate::codec::{parse_vbi, put_vbi, vbi_len, Reader, MAX_VARIABLE_BYTE_INTEGER};
 use crate::error::{DecodeError, EncodeError};
 use crate::{PacketType, ProtocolVersion};
+use alloc::boxed::Box;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// Any MQTT control packet, of any protocol version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Packet {
-    /// CONNECT
-    Connect(Connect),
-    /// CONNACK
-    ConnAck(ConnAck),
+    /// CONNECT (boxed: it is the largest packet and comes once per
+    /// connection, so every other packet stays small to move).
+    Connect(Box<Connect>),
+    /// CONNACK (boxed, like CONNECT).
+    ConnAck(Box<ConnAck>),
     /// PUBLISH
     Publish(Publish),
     /// PUBACK
@@ -283,8 +285,8 @@ impl Packet {
         let r = &mut r;
         let v = version;
         Ok(match h.packet_type {
-            PacketType::Connect => Packet::Connect(Connect::decode(r)?),
-            PacketType::ConnAck => Packet::ConnAck(ConnAck::decode(r, v)?),
+            PacketType::Connect => Packet::Connect(Box::new(Connect::decode(r)?)),
+            PacketType::ConnAck => Packet::ConnAck(Box::new(ConnAck::decode(r, v)?)),
             // Returned above; kept for exhaustiveness.
             PacketType::Publish => Packet::Publish(Publish::decode(body.clone(), h.flags, v)?),
             PacketType::PubAck => Packet::PubAck(PubAck::decode(r, v)?),
@@ -527,9 +529,19 @@ macro_rules! from_packets {
     )+};
 }
 
+macro_rules! from_boxed_packets {
+    ($($ty:ident),+) => {$(
+        impl From<$ty> for Packet {
+            fn from(p: $ty) -> Packet {
+                Packet::$ty(Box::new(p))
+            }
+        }
+    )+};
+}
+
+from_boxed_packets!(Connect, ConnAck);
+
 from_packets!(
-    Connect,
-    ConnAck,
     Publish,
     PubAck,
     PubRec,
