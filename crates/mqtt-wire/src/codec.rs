@@ -19,6 +19,12 @@ pub const MAX_VARIABLE_BYTE_INTEGER: u32 = 268_435_455;
 /// value needs breaks MQTT-1.5.5-1.
 #[inline]
 pub(crate) fn parse_vbi(b: &[u8]) -> Result<Option<(u32, usize)>, DecodeError> {
+    // Fast path: one byte (lengths under 128, every property identifier).
+    if let Some(&byte) = b.first() {
+        if byte < 0x80 {
+            return Ok(Some((u32::from(byte), 1)));
+        }
+    }
     let mut value = 0u32;
     for (i, &byte) in b.iter().take(4).enumerate() {
         value |= u32::from(byte & 0x7f) << (7 * i);
