@@ -1,0 +1,697 @@
+//! What the client and the server share, written once: packet identifiers,
+//! the outbound in-flight table (QoS 1 and 2 sender side), the inbound QoS 2
+//! table (receiver side), acknowledgement order, topic aliases in both
+//! directions, the read buffer and the output buffer.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use bytes::{Bytes, BytesMut};
+use mqtt_wire::{
+    DecodeConfig, DecodeError, Delivery, DisconnectReasonCode, Encode, EncodeError, Packet,
+    PacketId, ProtocolVersion, PubAck, PubAckReasonCode, PubComp, PubRec, PubRel, PubRelReasonCode,
+    Publish, QoS, TopicName, MAX_PACKET_SIZE,
+};
+
+use crate::{AckMode, CloseReason, Error};
+
+/// Where an outbound QoS 1 or 2 message stands.
+// Not boxed: the in-flight table holds entries inline in its nodes, and a
+// box would cost one allocation per QoS 1/2 message.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OutState {
+    /// PUBLISH sent (or waiting to be resent): awaiting PUBACK (QoS 1) or
+    /// PUBREC (QoS 2). DUP is already set in the stored copy once sent.
+    Publish(Publish),
+    /// PUBREL sent: awaiting PUBCOMP. The message itself is gone (the
+    /// receiver owns it, MQTT-4.3.3-6: never resent).
+    Release,
+}
+
+/// One outbound in-flight entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OutEntry {
+    /// Order of sending (PUBLISH) or of PUBREC arrival (PUBREL): resends
+    /// follow it (MQTT-4.6.0-1, MQTT-4.6.0-4).
+    pub(crate) seq: u64,
+    /// Sent on the current connection (counts against the send quota).
+    pub(crate) sent: bool,
+    pub(crate) state: OutState,
+}
+
+/// Inbound QoS 2 message whose PUBREL has not arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InQos2 {
+    /// Delivered to the application, PUBREC not yet sent (manual acks).
+    Delivered,
+    /// PUBREC sent: awaiting PUBREL.
+    Received,
+}
+
+/// The protocol state that outlives a connection: both sides' QoS tables
+/// and the packet identifier counter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Flows {
+    pub(crate) next_id: u16,
+    pub(crate) seq: u64,
+    pub(crate) out: BTreeMap<u16, OutEntry>,
+    pub(crate) in_qos2: BTreeMap<u16, InQos2>,
+}
+
+impl Flows {
+    /// The identifier [`alloc_id`](Self::alloc_id) would hand out: not
+    /// used by the in-flight table nor by `busy` (MQTT-2.2.1-3,
+    /// MQTT-2.3.1-2). Changes nothing.
+    pub(crate) fn peek_id(&self, busy: impl Fn(u16) -> bool) -> Result<PacketId, Error> {
+        let mut id = self.next_id;
+        for _ in 0..u16::MAX {
+            id = if id == u16::MAX { 1 } else { id + 1 };
+            if !self.out.contains_key(&id) && !busy(id) {
+                if let Some(pid) = PacketId::new(id) {
+                    return Ok(pid);
+                }
+            }
+        }
+        Err(Error::PacketIdsExhausted)
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// Entries in resend order.
+    pub(crate) fn resend_order(&self) -> Vec<u16> {
+        let mut ids: Vec<(u64, u16)> = self.out.iter().map(|(id, e)| (e.seq, *id)).collect();
+        ids.sort_unstable();
+        ids.into_iter().map(|(_, id)| id).collect()
+    }
+}
+
+/// Settings of the flow core for one connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LinkLimits {
+    /// Receive Maximum we announced (inbound QoS 1/2 not yet acknowledged).
+    pub(crate) receive_maximum: u16,
+    /// Topic Alias Maximum we announced (inbound aliases accepted).
+    pub(crate) topic_alias_maximum: u16,
+    /// Largest packet we accept.
+    pub(crate) max_packet_size: u32,
+    /// How inbound QoS 1/2 messages are acknowledged.
+    pub(crate) ack_mode: AckMode,
+}
+
+/// A pending inbound acknowledgement (kept in arrival order so PUBACKs and
+/// PUBRECs leave in the order the PUBLISHes came, MQTT-4.6.0-2/3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PendingAck {
+    id: u16,
+    qos: QoS,
+    /// `Some` once the application acknowledged it.
+    reason: Option<PubAckReasonCode>,
+}
+
+/// What an inbound packet handled by the flow core means for the side
+/// that owns it.
+#[derive(Debug)]
+pub(crate) enum FlowEvent {
+    /// Nothing to report.
+    None,
+    /// A message to hand to the application.
+    Publish(Publish),
+    /// A QoS 1 message of ours was acknowledged.
+    PubAck(PubAck),
+    /// A QoS 2 message of ours was refused by a PUBREC of 0x80 or more.
+    PubRecFailed(PubRec),
+    /// A QoS 2 message of ours completed.
+    PubComp(PubComp),
+}
+
+/// A violation found by the flow core: the connection must close with
+/// `code` (sent in a DISCONNECT in 5.0).
+pub(crate) type Violation = (DisconnectReasonCode, &'static str);
+
+/// One connection's shared mechanics plus the session's QoS tables.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) version: ProtocolVersion,
+    pub(crate) flows: Flows,
+    pub(crate) limits: LinkLimits,
+    read_buf: BytesMut,
+    out: BytesMut,
+    /// Largest packet the peer accepts.
+    pub(crate) peer_max_packet: u32,
+    /// The peer's Receive Maximum (our send quota's ceiling).
+    pub(crate) peer_receive_maximum: u16,
+    /// Entries of `flows.out` sent on this connection.
+    sent_in_flight: usize,
+    /// The peer's Topic Alias Maximum (aliases we may use).
+    out_alias_max: u16,
+    /// Whether we assign outbound aliases at all.
+    out_alias_enabled: bool,
+    out_aliases: HashMap<TopicName, u16>,
+    /// Aliases the peer defined (index alias - 1).
+    in_aliases: Vec<Option<TopicName>>,
+    pending_acks: VecDeque<PendingAck>,
+    /// Inbound QoS 1 not yet acknowledged (manual mode).
+    pending_qos1: usize,
+}
+
+impl Core {
+    pub(crate) fn new(version: ProtocolVersion, limits: LinkLimits, flows: Flows) -> Self {
+        Core {
+            version,
+            flows,
+            limits,
+            read_buf: BytesMut::new(),
+            out: BytesMut::new(),
+            peer_max_packet: MAX_PACKET_SIZE,
+            peer_receive_maximum: u16::MAX,
+            sent_in_flight: 0,
+            out_alias_max: 0,
+            out_alias_enabled: false,
+            out_aliases: HashMap::new(),
+            in_aliases: Vec::new(),
+            pending_acks: VecDeque::new(),
+            pending_qos1: 0,
+        }
+    }
+
+    /// Forgets everything that belongs to the network connection (aliases,
+    /// buffers, quotas) and keeps the session tables (MQTT-3.3.2-7).
+    pub(crate) fn reset_connection(&mut self) {
+        self.read_buf = BytesMut::new();
+        self.out = BytesMut::new();
+        self.peer_max_packet = MAX_PACKET_SIZE;
+        self.peer_receive_maximum = u16::MAX;
+        self.sent_in_flight = 0;
+        for e in self.flows.out.values_mut() {
+            e.sent = false;
+        }
+        self.out_alias_max = 0;
+        self.out_aliases = HashMap::new();
+        self.in_aliases = Vec::new();
+        // Inbound QoS 1 not yet acknowledged is redelivered by the peer;
+        // QoS 2 awaiting PUBREL stays in `flows.in_qos2`.
+        self.pending_acks.clear();
+        self.pending_qos1 = 0;
+        for s in self.flows.in_qos2.values_mut() {
+            // A PUBREC the application had not yet allowed is due again
+            // when the peer resends the PUBLISH.
+            if *s == InQos2::Delivered {
+                *s = InQos2::Received;
+            }
+        }
+    }
+
+    /// Sets the outbound alias limit learned from the peer.
+    pub(crate) fn set_out_aliases(&mut self, peer_max: u16, enabled: bool) {
+        self.out_alias_max = peer_max;
+        self.out_alias_enabled = enabled && peer_max > 0;
+    }
+
+    pub(crate) fn decode_config(&self) -> DecodeConfig {
+        DecodeConfig::new(self.version).with_max_packet_size(self.limits.max_packet_size)
+    }
+
+    /// Appends received bytes to the read buffer.
+    pub(crate) fn push_read(&mut self, bytes: &[u8]) {
+        self.read_buf.extend_from_slice(bytes);
+    }
+
+    /// Decodes the next whole packet from the read buffer.
+    pub(crate) fn next_packet(&mut self) -> Result<Option<Packet>, DecodeError> {
+        let cfg = self.decode_config();
+        let r = mqtt_wire::decode(&mut self.read_buf, &cfg);
+        if self.read_buf.is_empty() && self.read_buf.capacity() > 64 * 1024 {
+            // Do not keep a large packet's buffer for the idle connection.
+            self.read_buf = BytesMut::new();
+        }
+        r
+    }
+
+    /// The type of the next packet in the read buffer, from its fixed
+    /// header (`None`: not enough bytes yet).
+    pub(crate) fn peek_type(&self) -> Result<Option<mqtt_wire::PacketType>, DecodeError> {
+        let h = mqtt_wire::FixedHeader::parse(&self.read_buf, &self.decode_config())?;
+        Ok(h.map(|h| h.packet_type))
+    }
+
+    /// Bytes received and not yet decoded.
+    pub(crate) fn buffered(&self) -> usize {
+        self.read_buf.len()
+    }
+
+    /// Drops unread input (after a close nothing more is processed,
+    /// MQTT-3.1.4-5 / MQTT-3.1.4-6).
+    pub(crate) fn discard_input(&mut self) {
+        self.read_buf = BytesMut::new();
+    }
+
+    /// Bytes waiting to be written.
+    pub(crate) fn take_transmit(&mut self) -> Option<Bytes> {
+        if self.out.is_empty() {
+            None
+        } else {
+            Some(self.out.split().freeze())
+        }
+    }
+
+    pub(crate) fn has_transmit(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Bytes of heap this connection holds in its buffers and tables
+    /// (capacity, approximate for maps).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.read_buf.capacity()
+            + self.out.capacity()
+            + self.in_aliases.capacity() * std::mem::size_of::<Option<TopicName>>()
+            + self.out_aliases.capacity() * (std::mem::size_of::<(TopicName, u16)>() + 1)
+            + self.pending_acks.capacity() * std::mem::size_of::<PendingAck>()
+            + self.flows.out.len() * (std::mem::size_of::<(u16, OutEntry)>() + 16)
+            + self.flows.in_qos2.len() * (std::mem::size_of::<(u16, InQos2)>() + 16)
+    }
+
+    /// Encodes a packet for the peer, refusing it when larger than the
+    /// peer's Maximum Packet Size.
+    pub(crate) fn send<P: Encode>(&mut self, p: &P) -> Result<usize, EncodeError> {
+        p.encode_checked(self.version, self.peer_max_packet, &mut self.out)
+    }
+
+    /// Encodes a packet built by this crate (acknowledgements, PINGs,
+    /// DISCONNECT) whose only failure is the peer's size limit; such a
+    /// packet that does not fit is dropped.
+    pub(crate) fn send_control<P: Encode>(&mut self, p: &P) {
+        // Failure means the peer's Maximum Packet Size is below a packet
+        // without properties (a few bytes): nothing better can be sent.
+        let _ = self.send(p);
+    }
+
+    // ---- outbound PUBLISH (sender side) ----
+
+    /// Number of QoS 1/2 messages in flight on this connection.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.sent_in_flight
+    }
+
+    /// Whether a new QoS 1/2 PUBLISH may be sent now (MQTT-4.9.0-2).
+    pub(crate) fn window_open(&self) -> bool {
+        self.sent_in_flight < usize::from(self.peer_receive_maximum)
+            && self.sent_in_flight == self.flows.out.len()
+    }
+
+    /// Sends a QoS 0 message now.
+    pub(crate) fn publish_qos0(&mut self, mut p: Publish) -> Result<(), Error> {
+        p.dup = false;
+        p.delivery = Delivery::AtMostOnce;
+        self.transmit_publish(&p).map_err(Error::from)?;
+        Ok(())
+    }
+
+    /// Stores and sends a QoS 1/2 message under a fresh identifier.
+    pub(crate) fn publish_qos12(
+        &mut self,
+        mut p: Publish,
+        qos: QoS,
+        busy: impl Fn(u16) -> bool,
+    ) -> Result<PacketId, Error> {
+        if !self.window_open() {
+            return Err(Error::WindowFull);
+        }
+        let id = self.flows.peek_id(busy)?;
+        p.delivery = Delivery::new(qos, id);
+        p.dup = false; // MQTT-4.3.2-2, MQTT-4.3.3-2
+        self.transmit_publish(&p).map_err(Error::from)?;
+        self.flows.next_id = id.get();
+        p.dup = true; // any later send is a re-delivery (MQTT-3.3.1-1)
+        let seq = self.flows.next_seq();
+        self.flows.out.insert(
+            id.get(),
+            OutEntry {
+                seq,
+                sent: true,
+                state: OutState::Publish(p),
+            },
+        );
+        self.sent_in_flight += 1;
+        Ok(id)
+    }
+
+    /// Encodes a PUBLISH, using an outbound topic alias when allowed.
+    fn transmit_publish(&mut self, p: &Publish) -> Result<usize, EncodeError> {
+        if self.out_alias_enabled && p.properties.topic_alias.is_none() {
+            if let Some(topic) = &p.topic {
+                if let Some(alias) = self.out_aliases.get(topic).copied() {
+                    let mut q = p.clone();
+                    q.topic = None;
+                    q.properties.topic_alias = core::num::NonZeroU16::new(alias);
+                    return self.send(&q);
+                }
+                let next = self.out_aliases.len() + 1;
+                if next <= usize::from(self.out_alias_max) {
+                    // Cannot fail: next <= out_alias_max <= u16::MAX.
+                    let alias = u16::try_from(next).unwrap_or(u16::MAX);
+                    let mut q = p.clone();
+                    q.properties.topic_alias = core::num::NonZeroU16::new(alias);
+                    let n = self.send(&q)?;
+                    self.out_aliases.insert(topic.clone(), alias);
+                    return Ok(n);
+                }
+            }
+        }
+        self.send(p)
+    }
+
+    /// Resends, in their original order, the in-flight entries not yet
+    /// sent on this connection while the send quota allows
+    /// (MQTT-4.4.0-1, MQTT-4.6.0-1).
+    pub(crate) fn resend_pending(&mut self) {
+        if self.sent_in_flight == self.flows.out.len() {
+            return;
+        }
+        for id in self.flows.resend_order() {
+            if self.sent_in_flight >= usize::from(self.peer_receive_maximum) {
+                break;
+            }
+            let Some(entry) = self.flows.out.get(&id) else {
+                continue;
+            };
+            if entry.sent {
+                continue;
+            }
+            let state = entry.state.clone();
+            match state {
+                OutState::Publish(p) => {
+                    if self.transmit_publish(&p).is_err() {
+                        // It no longer fits the peer's limits (smaller
+                        // Maximum Packet Size on this connection): treated
+                        // as delivered, as a server does (MQTT-3.1.2-25).
+                        self.flows.out.remove(&id);
+                        continue;
+                    }
+                }
+                OutState::Release => {
+                    let rel = PacketId::new(id).map(PubRel::new);
+                    if let Some(rel) = rel {
+                        self.send_control(&rel);
+                    }
+                }
+            }
+            if let Some(e) = self.flows.out.get_mut(&id) {
+                e.sent = true;
+                self.sent_in_flight += 1;
+            }
+        }
+    }
+
+    fn complete_out(&mut self, id: u16) -> Option<OutEntry> {
+        let e = self.flows.out.remove(&id)?;
+        if e.sent {
+            self.sent_in_flight = self.sent_in_flight.saturating_sub(1);
+        }
+        Some(e)
+    }
+
+    pub(crate) fn on_puback(&mut self, ack: PubAck) -> FlowEvent {
+        let id = ack.packet_id.get();
+        match self.flows.out.get(&id) {
+            Some(OutEntry {
+                state: OutState::Publish(p),
+                sent: true,
+                ..
+            }) if p.qos() == QoS::AtLeastOnce => {
+                self.complete_out(id);
+                self.resend_pending();
+                FlowEvent::PubAck(ack)
+            }
+            // An acknowledgement for nothing we have in flight (a late
+            // duplicate after a resend): ignored.
+            _ => FlowEvent::None,
+        }
+    }
+
+    pub(crate) fn on_pubrec(&mut self, rec: PubRec) -> FlowEvent {
+        let id = rec.packet_id.get();
+        let state = match self.flows.out.get(&id) {
+            Some(e) if e.sent => &e.state,
+            _ => {
+                // Unknown identifier: tell a 5.0 peer (PUBREL 0x92) so its
+                // flow ends; 3.1.1 has no code, so release it plainly.
+                let rel = PubRel::new(rec.packet_id);
+                let rel = if self.version.is_v5() {
+                    rel.with_reason(PubRelReasonCode::PacketIdentifierNotFound)
+                } else {
+                    rel
+                };
+                self.send_control(&rel);
+                return FlowEvent::None;
+            }
+        };
+        match state {
+            OutState::Publish(p) if p.qos() == QoS::ExactlyOnce => {
+                if rec.reason_code.is_error() {
+                    // Acknowledged by refusal: never retransmitted
+                    // (MQTT-4.4.0-2); the quota comes back (§4.9).
+                    self.complete_out(id);
+                    self.resend_pending();
+                    return FlowEvent::PubRecFailed(rec);
+                }
+                let seq = self.flows.next_seq();
+                if let Some(e) = self.flows.out.get_mut(&id) {
+                    e.state = OutState::Release; // MQTT-4.3.3-6
+                    e.seq = seq; // PUBRELs in PUBREC order (MQTT-4.6.0-4)
+                }
+                self.send_control(&PubRel::new(rec.packet_id)); // MQTT-4.3.3-4
+                FlowEvent::None
+            }
+            OutState::Release => {
+                // A repeated PUBREC: repeat the PUBREL.
+                self.send_control(&PubRel::new(rec.packet_id));
+                FlowEvent::None
+            }
+            OutState::Publish(_) => FlowEvent::None,
+        }
+    }
+
+    pub(crate) fn on_pubcomp(&mut self, comp: PubComp) -> FlowEvent {
+        let id = comp.packet_id.get();
+        match self.flows.out.get(&id) {
+            Some(OutEntry {
+                state: OutState::Release,
+                sent: true,
+                ..
+            }) => {
+                self.complete_out(id);
+                self.resend_pending();
+                FlowEvent::PubComp(comp)
+            }
+            _ => FlowEvent::None,
+        }
+    }
+
+    // ---- inbound PUBLISH (receiver side) ----
+
+    /// Number of inbound QoS 1/2 messages not fully acknowledged.
+    fn inbound_unacked(&self) -> usize {
+        self.pending_qos1 + self.flows.in_qos2.len()
+    }
+
+    /// Handles a received PUBLISH: resolves its topic alias, applies the
+    /// QoS flow, and returns what to deliver.
+    pub(crate) fn on_publish(&mut self, mut p: Publish) -> Result<FlowEvent, Violation> {
+        self.resolve_alias(&mut p)?;
+        match p.delivery {
+            Delivery::AtMostOnce => Ok(FlowEvent::Publish(p)),
+            Delivery::AtLeastOnce(id) => {
+                // A QoS 1 PUBLISH is always a new message, whatever DUP says
+                // (MQTT-4.3.2-5): deliver it again.
+                self.check_receive_maximum()?;
+                match self.limits.ack_mode {
+                    AckMode::Auto => {
+                        self.send_control(&PubAck::new(id)); // MQTT-4.3.2-4
+                    }
+                    AckMode::Manual => {
+                        self.pending_qos1 += 1;
+                        self.pending_acks.push_back(PendingAck {
+                            id: id.get(),
+                            qos: QoS::AtLeastOnce,
+                            reason: None,
+                        });
+                    }
+                }
+                Ok(FlowEvent::Publish(p))
+            }
+            Delivery::ExactlyOnce(id) => {
+                match self.flows.in_qos2.get(&id.get()) {
+                    Some(InQos2::Received) => {
+                        // Already owned: acknowledge again, do not deliver
+                        // twice (MQTT-4.3.3-10).
+                        self.send_control(&PubRec::new(id));
+                        return Ok(FlowEvent::None);
+                    }
+                    Some(InQos2::Delivered) => {
+                        // The application has it and has not acknowledged
+                        // yet; its PUBREC will go out when it does.
+                        return Ok(FlowEvent::None);
+                    }
+                    None => {}
+                }
+                self.check_receive_maximum()?;
+                match self.limits.ack_mode {
+                    AckMode::Auto => {
+                        self.flows.in_qos2.insert(id.get(), InQos2::Received);
+                        self.send_control(&PubRec::new(id)); // MQTT-4.3.3-8
+                    }
+                    AckMode::Manual => {
+                        self.flows.in_qos2.insert(id.get(), InQos2::Delivered);
+                        self.pending_acks.push_back(PendingAck {
+                            id: id.get(),
+                            qos: QoS::ExactlyOnce,
+                            reason: None,
+                        });
+                    }
+                }
+                Ok(FlowEvent::Publish(p))
+            }
+        }
+    }
+
+    /// More unacknowledged QoS 1/2 messages than our Receive Maximum:
+    /// 0x93 (MQTT 5.0 §3.3.4).
+    fn check_receive_maximum(&self) -> Result<(), Violation> {
+        if self.inbound_unacked() >= usize::from(self.limits.receive_maximum) {
+            return Err((
+                DisconnectReasonCode::ReceiveMaximumExceeded,
+                "more unacknowledged QoS 1/2 PUBLISH packets than Receive Maximum",
+            ));
+        }
+        Ok(())
+    }
+
+    fn resolve_alias(&mut self, p: &mut Publish) -> Result<(), Violation> {
+        let Some(alias) = p.properties.topic_alias else {
+            return Ok(());
+        };
+        let alias = alias.get();
+        if alias > self.limits.topic_alias_maximum {
+            // MQTT-3.2.2-17 / MQTT-3.1.2-26 broken by the peer.
+            return Err((
+                DisconnectReasonCode::TopicAliasInvalid,
+                "Topic Alias above the Topic Alias Maximum we announced",
+            ));
+        }
+        let idx = usize::from(alias) - 1;
+        match p.topic.take() {
+            Some(topic) => {
+                if self.in_aliases.len() <= idx {
+                    self.in_aliases.resize(idx + 1, None);
+                }
+                if let Some(slot) = self.in_aliases.get_mut(idx) {
+                    *slot = Some(topic.clone());
+                }
+                p.topic = Some(topic);
+            }
+            None => match self.in_aliases.get(idx).and_then(Option::as_ref) {
+                Some(topic) => p.topic = Some(topic.clone()),
+                None => {
+                    return Err((
+                        DisconnectReasonCode::ProtocolError,
+                        "Topic Alias not defined on this connection",
+                    ))
+                }
+            },
+        }
+        // The application sees the topic, not the alias.
+        p.properties.topic_alias = None;
+        Ok(())
+    }
+
+    /// Handles a PUBREL: completes the inbound QoS 2 flow.
+    pub(crate) fn on_pubrel(&mut self, rel: PubRel) -> Result<(), Violation> {
+        let id = rel.packet_id;
+        match self.flows.in_qos2.get(&id.get()) {
+            Some(InQos2::Received) => {
+                self.flows.in_qos2.remove(&id.get());
+                self.send_control(&PubComp::new(id)); // MQTT-4.3.3-11
+                Ok(())
+            }
+            Some(InQos2::Delivered) => Err((
+                DisconnectReasonCode::ProtocolError,
+                "PUBREL before the PUBREC was sent",
+            )),
+            None => {
+                // Unknown identifier (a repeated PUBREL after PUBCOMP was
+                // lost): answer so the peer's flow ends.
+                let comp = PubComp::new(id);
+                let comp = if self.version.is_v5() {
+                    comp.with_reason(PubRelReasonCode::PacketIdentifierNotFound)
+                } else {
+                    comp
+                };
+                self.send_control(&comp);
+                Ok(())
+            }
+        }
+    }
+
+    /// The application acknowledges an inbound QoS 1/2 message (manual
+    /// mode). Acknowledgements leave in arrival order.
+    pub(crate) fn ack(&mut self, id: PacketId, reason: PubAckReasonCode) -> Result<(), Error> {
+        if !self.version.is_v5() && reason != PubAckReasonCode::Success {
+            return Err(Error::NotInVersion("PUBACK/PUBREC reason code"));
+        }
+        let entry = self
+            .pending_acks
+            .iter_mut()
+            .find(|a| a.id == id.get() && a.reason.is_none())
+            .ok_or(Error::UnknownPacketId(id))?;
+        entry.reason = Some(reason);
+        while let Some(front) = self.pending_acks.front().copied() {
+            let Some(reason) = front.reason else { break };
+            self.pending_acks.pop_front();
+            let Some(pid) = PacketId::new(front.id) else {
+                continue;
+            };
+            match front.qos {
+                QoS::ExactlyOnce => {
+                    if reason.is_error() {
+                        // The identifier is free again (MQTT-4.3.3-9).
+                        self.flows.in_qos2.remove(&front.id);
+                    } else if let Some(s) = self.flows.in_qos2.get_mut(&front.id) {
+                        *s = InQos2::Received;
+                    }
+                    self.send_control(&PubRec::new(pid).with_reason(reason));
+                }
+                _ => {
+                    self.pending_qos1 = self.pending_qos1.saturating_sub(1);
+                    self.send_control(&PubAck::new(pid).with_reason(reason));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the session tables out (the connection is over).
+    pub(crate) fn take_flows(&mut self) -> Flows {
+        let mut f = std::mem::take(&mut self.flows);
+        for e in f.out.values_mut() {
+            e.sent = false;
+        }
+        for s in f.in_qos2.values_mut() {
+            if *s == InQos2::Delivered {
+                *s = InQos2::Received;
+            }
+        }
+        self.sent_in_flight = 0;
+        f
+    }
+}
+
+/// Closes with `reason` unless already closed; shared by both sides.
+pub(crate) fn violation_reason(v: Violation) -> CloseReason {
+    CloseReason::ProtocolViolation {
+        code: v.0,
+        reason: v.1,
+    }
+}
