@@ -712,16 +712,10 @@ impl Client {
 
     fn on_connected_packet(&mut self, now: Instant, packet: Packet) {
         let ev = match packet {
-            Packet::Publish(p) => {
-                if !self.core.version.is_v5() && p.properties.topic_alias.is_some() {
-                    FlowEvent::None
-                } else {
-                    match self.core.on_publish(p) {
-                        Ok(ev) => ev,
-                        Err(v) => return self.violation(v),
-                    }
-                }
-            }
+            Packet::Publish(p) => match self.core.on_publish(p) {
+                Ok(ev) => ev,
+                Err(v) => return self.violation(v),
+            },
             Packet::PubAck(a) => self.core.on_puback(a),
             Packet::PubRec(r) => self.core.on_pubrec(r),
             Packet::PubRel(r) => match self.core.on_pubrel(r) {

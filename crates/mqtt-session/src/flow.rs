@@ -588,7 +588,10 @@ impl Core {
                     self.in_aliases.resize(idx + 1, None);
                 }
                 if let Some(slot) = self.in_aliases.get_mut(idx) {
-                    *slot = Some(topic.clone());
+                    // A copy: the received topic is a slice of its whole
+                    // frame, and the table must not pin payloads.
+                    let own = TopicName::try_from(Bytes::copy_from_slice(topic.as_bytes()));
+                    *slot = Some(own.unwrap_or_else(|_| topic.clone()));
                 }
                 p.topic = Some(topic);
             }

@@ -94,6 +94,9 @@
     )
 )]
 
+#[cfg(feature = "arbitrary")]
+#[doc(hidden)]
+pub mod arbitrary;
 pub mod client;
 mod flow;
 pub mod server;

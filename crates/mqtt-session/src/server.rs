@@ -281,7 +281,6 @@ impl ServerConnection {
             + self.events.capacity() * std::mem::size_of::<Event>()
             + self.subs.len() * 64
             + self.unsubs.len() * 32
-            + self.peer.auth_method.as_ref().map_or(0, |_| 0)
     }
 
     /// The session tables, once the connection is closed (for the client's
