@@ -1,7 +1,8 @@
 //! Compact storage of one topic level and the node it leads to.
 //!
 //! A node's children are a `Vec<Edge>` sorted by their label's first level,
-//! found by a binary search over 8-byte tags. Labels of up to [`INLINE`]
+//! found by their 8-byte tags (counted through in short lists, binary
+//! search in long ones). Labels of up to [`INLINE`]
 //! bytes (nearly every real level: `site42`, `temperature`, a UUID's
 //! halves) live inside the edge, so the search touches one contiguous array
 //! and no other memory; longer labels are boxed.
@@ -232,6 +233,78 @@ pub(crate) fn edge<'e>(edges: &'e [Edge], level: &[u8]) -> Option<&'e Edge> {
     None
 }
 
+/// The [`tag`] of the level of `len` bytes starting at `start` in `name`,
+/// read as one 8-byte load where the name has 8 bytes from there (the
+/// lookup's path: no byte loop).
+#[inline]
+pub(crate) fn tag_at(name: &[u8], start: usize, len: usize) -> u64 {
+    let rest = name.get(start..).unwrap_or(&[]);
+    match rest.first_chunk::<8>() {
+        Some(b) => {
+            let v = u64::from_be_bytes(*b) >> 16;
+            // Keep the level's own bytes (at most 6) of the 48.
+            let v = if len >= 6 {
+                v
+            } else {
+                v & !(u64::MAX >> (16 + 8 * len as u32))
+            };
+            (u64::try_from(len).unwrap_or(u64::MAX).min(0xFFFF) << 48) | v
+        }
+        None => tag(rest.get(..len).unwrap_or(rest)),
+    }
+}
+
+/// Whether two levels of equal length and equal [`tag`] are equal: the
+/// bytes after the tag's six compared with at most two 8-byte loads (or
+/// 4-byte ones for seven bytes) instead of a `memcmp` call.
+#[inline]
+fn same_tail(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n <= 6 {
+        return true;
+    }
+    if let (Some(x), Some(y)) = (a.last_chunk::<8>(), b.last_chunk::<8>()) {
+        if x != y {
+            return false;
+        }
+        // Bytes 6.. are covered by the last 8 when n <= 14; the first 8
+        // cover the rest up to 16.
+        return n <= 14
+            || match (a.first_chunk::<8>(), b.first_chunk::<8>()) {
+                (Some(x), Some(y)) if n <= 16 => x == y,
+                _ => a == b,
+            };
+    }
+    // n == 7.
+    a.last_chunk::<4>() == b.last_chunk::<4>()
+}
+
+/// Edge lists up to this long are counted through rather than searched.
+const SCAN: usize = 16;
+
+/// The edge whose first level is `level`, with the level's [`tag`] given
+/// (the lookup's hot path). Small edge lists are scanned, larger ones
+/// searched by a branchless binary search over the tags.
+#[inline]
+pub(crate) fn edge_tagged<'e>(edges: &'e [Edge], level: &[u8], t: u64) -> Option<&'e Edge> {
+    let i = if edges.len() <= SCAN {
+        // Independent loads and no data-dependent branch: cheaper than the
+        // chain of dependent probes of a binary search at this size.
+        edges.iter().filter(|e| e.tag() < t).count()
+    } else {
+        edges.partition_point(|e| e.tag() < t)
+    };
+    for e in edges.get(i..).unwrap_or(&[]) {
+        if e.tag() != t {
+            return None;
+        }
+        if same_tail(e.first_level(), level) {
+            return Some(e);
+        }
+    }
+    None
+}
+
 /// The child reached by a one-level edge labelled `level` (retained index).
 #[inline]
 pub(crate) fn child(edges: &[Edge], level: &[u8]) -> Option<u32> {
@@ -316,6 +389,42 @@ mod tests {
                     assert_eq!(t, cmp_label(ex.first_level(), ey.first_level()), "{x} {y}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn tag_at_and_same_tail_agree_with_bytes() {
+        let name =
+            b"a/bb/ccc/dddd/eeeee/ffffff/ggggggg/hhhhhhhh/0123456789abcdef/0123456789abcdefg/x";
+        let mut s = 0;
+        for level in name.split(|&c| c == b'/') {
+            assert_eq!(tag_at(name, s, level.len()), tag(level));
+            s += level.len() + 1;
+        }
+        let pool: [&[u8]; 12] = [
+            b"",
+            b"abcdef",
+            b"abcdefg",
+            b"abcdefh",
+            b"abcdefgh",
+            b"abcdefgi",
+            b"abcdefghijklmn",
+            b"abcdefghijklmo",
+            b"abcdefghijklmnop",
+            b"abcdefghijklmnoq",
+            b"abcdefghijklmnopqrstu",
+            b"abcdefghijklmnopqrstv",
+        ];
+        for a in pool {
+            for b in pool {
+                if a.len() == b.len() && tag(a) == tag(b) {
+                    assert_eq!(same_tail(a, b), a == b);
+                }
+            }
+        }
+        // Also with the 8-byte load at the name's very end.
+        for l in [&b""[..], b"a", b"abcde", b"abcdefg"] {
+            assert_eq!(tag_at(l, 0, l.len()), tag(l));
         }
     }
 

@@ -1,7 +1,7 @@
 //! The subscription tree: which subscriptions match a published Topic Name.
 
 use crate::arena::{remap_index, reserve_one, trim, Arena, ArenaNode, NIL, ROOT};
-use crate::edge::{edge, find, Edge};
+use crate::edge::{edge, edge_tagged, find, tag_at, Edge};
 use crate::{SharedFilter, SubscriptionFilter, TopicFilter, TopicName};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -23,8 +23,8 @@ const END: usize = usize::MAX;
 ///
 /// # Cost
 /// - [`for_each_match`](Self::for_each_match) follows the name's levels
-///   down the tree, taking at each level the exact child (binary search in a
-///   sorted edge list) and the `+` child, and reporting `#` subscriptions on
+///   down the tree, taking at each level the exact child (found among the
+///   sorted edges by their tags) and the `+` child, and reporting `#` subscriptions on
 ///   the way. Its cost is the depth of the name times the wildcard branches
 ///   that exist, plus the matches; never the number of subscriptions. It
 ///   allocates nothing and uses no recursion: it walks back up through
@@ -168,7 +168,117 @@ impl<K, V> SubscriptionTree<K, V> {
 
     /// [`for_each_match`](Self::for_each_match) for a name held as bytes.
     /// Meaningful only for a valid Topic Name; never panics on other input.
-    pub fn for_each_match_bytes<'a, F>(&'a self, name: &[u8], mut f: F)
+    pub fn for_each_match_bytes<'a, F>(&'a self, name: &[u8], f: F)
+    where
+        F: FnMut(Match<'a, K, V>),
+    {
+        if self.arena.nodes.is_empty() {
+            return;
+        }
+        let mut levels = Levels::new();
+        if levels.split(name).is_some() {
+            self.match_split(name, &levels, f);
+        } else {
+            self.match_scan(name, f);
+        }
+    }
+
+    /// The lookup over a name split beforehand (at most [`MAX_LEVELS`]
+    /// levels): every level's bounds and tag are computed once, so going
+    /// down a `+` branch or back up to a parent is index arithmetic.
+    fn match_split<'a, F>(&'a self, name: &[u8], lv: &Levels, mut f: F)
+    where
+        F: FnMut(Match<'a, K, V>),
+    {
+        let nodes: &'a [Node<K, V>] = &self.arena.nodes;
+        let dollar = name.first() == Some(&b'$');
+        let count = lv.count;
+        let mut node = ROOT;
+        // Index of the next level to consume (`count`: none left).
+        let mut i = 0usize;
+        'descend: loop {
+            let Some(n) = nodes.get(node as usize) else {
+                return;
+            };
+            // MQTT-4.7.2-1: at the root, '+' and '#' do not take a '$' level.
+            let wild = !(dollar && node == ROOT);
+            if i >= count {
+                n.emit(true, &mut f);
+            } else {
+                if wild {
+                    n.emit(false, &mut f);
+                }
+                let start = lv.start(i);
+                let end = lv.start(i + 1) - 1;
+                let level = name.get(start..end).unwrap_or(&[]);
+                if let Some(e) = edge_tagged(&n.edges, level, lv.tag(i)) {
+                    let label = e.label();
+                    let next = if label.len() == level.len() {
+                        Some(i + 1)
+                    } else {
+                        // A folded label: the levels after the first must
+                        // match too, up to a level boundary.
+                        let rest = name.get(start..).unwrap_or(&[]);
+                        match rest.strip_prefix(label).map(<[u8]>::first) {
+                            Some(None | Some(b'/')) => {
+                                Some(lv.index_of(i + 1, start + label.len() + 1))
+                            }
+                            _ => None,
+                        }
+                    };
+                    if let Some(next) = next {
+                        if wild && n.plus != NIL {
+                            // The '+' child comes after the exact branch:
+                            // start loading it now, so its cache miss
+                            // overlaps the walk down the exact one.
+                            touch(nodes, n.plus);
+                        }
+                        node = e.node();
+                        i = next;
+                        continue 'descend;
+                    }
+                }
+                if wild && n.plus != NIL {
+                    node = n.plus;
+                    i += 1;
+                    continue 'descend;
+                }
+            }
+            // Back up until a parent still has its '+' branch to take.
+            loop {
+                if node == ROOT {
+                    return;
+                }
+                let Some(c) = nodes.get(node as usize) else {
+                    return;
+                };
+                let parent = c.parent;
+                let Some(p) = nodes.get(parent as usize) else {
+                    return;
+                };
+                if p.plus == node {
+                    // Came through '+': one level back.
+                    i = i.saturating_sub(1);
+                    node = parent;
+                    continue;
+                }
+                // Came through an exact edge of `in_len` bytes.
+                let back = lv.start(i).saturating_sub(c.in_len as usize + 1);
+                let j = lv.index_back(i, back);
+                if p.plus != NIL && !(dollar && parent == ROOT) {
+                    node = p.plus;
+                    i = j + 1;
+                    continue 'descend;
+                }
+                node = parent;
+                i = j;
+            }
+        }
+    }
+
+    /// The lookup for names of more than [`MAX_LEVELS`] levels: the same
+    /// walk, finding level bounds by scanning the name as it goes.
+    fn match_scan<'a, F>(&'a self, name: &[u8], mut f: F)
     where
         F: FnMut(Match<'a, K, V>),
     {
@@ -512,6 +622,116 @@ impl<K, V> SubscriptionTree<K, V> {
             c.in_len = len32(label.len());
         }
         self.arena.release(node);
+    }
+}
+
+/// Reads node `i` for its side effect alone: the load is issued now and
+/// the cache line is there when the walk reaches the node.
+#[inline]
+fn touch<K, V>(nodes: &[Node<K, V>], i: u32) {
+    core::hint::black_box(nodes.get(i as usize).map(|n| n.parent));
+}
+
+/// Names of up to this many levels are split before a lookup (on the
+/// stack); deeper ones are scanned as the lookup goes.
+const MAX_LEVELS: usize = 32;
+
+/// A name's levels: where each starts and its search tag.
+struct Levels {
+    /// `starts[i]`: offset of level `i`; `starts[count]`: the name's length
+    /// plus one (where a level after a trailing `/` would start).
+    starts: [u32; MAX_LEVELS + 1],
+    tags: [u64; MAX_LEVELS],
+    count: usize,
+}
+
+impl Levels {
+    #[inline]
+    fn new() -> Levels {
+        Levels {
+            starts: [0; MAX_LEVELS + 1],
+            tags: [0; MAX_LEVELS],
+            count: 0,
+        }
+    }
+
+    /// Splits `name` into `self` (filled in place: no copy of the arrays),
+    /// or `None` if it has more than [`MAX_LEVELS`] levels (or is longer
+    /// than a topic can be).
+    #[inline]
+    fn split(&mut self, name: &[u8]) -> Option<()> {
+        if name.len() > usize::from(u16::MAX) {
+            return None;
+        }
+        let lv = self;
+        let mut start = 0usize;
+        let mut push = |lv: &mut Levels, end: usize| -> Option<()> {
+            let i = lv.count;
+            *lv.tags.get_mut(i)? = tag_at(name, start, end - start);
+            // `start <= name.len() <= u16::MAX`.
+            *lv.starts.get_mut(i)? = start as u32;
+            lv.count = i + 1;
+            start = end + 1;
+            Some(())
+        };
+        // Eight bytes at a time: a byte of `w ^ SLASHES` is zero where the
+        // name has a '/'.
+        const SLASHES: u64 = u64::from_ne_bytes([b'/'; 8]);
+        const LOW7: u64 = u64::from_ne_bytes([0x7F; 8]);
+        let chunks = name.chunks_exact(8);
+        let tail = chunks.remainder();
+        let mut base = 0usize;
+        for c in chunks {
+            let mut w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8])) ^ SLASHES;
+            // High bit set exactly in the zero bytes.
+            w = !(((w & LOW7) + LOW7) | w | LOW7);
+            while w != 0 {
+                let at = base + (w.trailing_zeros() / 8) as usize;
+                push(lv, at)?;
+                w &= w - 1;
+            }
+            base += 8;
+        }
+        for (k, &c) in tail.iter().enumerate() {
+            if c == b'/' {
+                push(lv, base + k)?;
+            }
+        }
+        push(lv, name.len())?;
+        *lv.starts.get_mut(lv.count)? = name.len() as u32 + 1;
+        Some(())
+    }
+
+    /// Offset of level `i` (`i == count`: the name's length plus one).
+    #[inline]
+    fn start(&self, i: usize) -> usize {
+        self.starts.get(i).map_or(0, |&s| s as usize)
+    }
+
+    /// Tag of level `i`.
+    #[inline]
+    fn tag(&self, i: usize) -> u64 {
+        self.tags.get(i).copied().unwrap_or(0)
+    }
+
+    /// The first index from `from` on whose level starts at `offset` or
+    /// later (an index at most `count`).
+    #[inline]
+    fn index_of(&self, mut from: usize, offset: usize) -> usize {
+        while from < self.count && self.start(from) < offset {
+            from += 1;
+        }
+        from
+    }
+
+    /// The last index from `from` down whose level starts at `offset` or
+    /// earlier.
+    #[inline]
+    fn index_back(&self, mut from: usize, offset: usize) -> usize {
+        while from > 0 && self.start(from) > offset {
+            from -= 1;
+        }
+        from
     }
 }
 
@@ -1183,6 +1403,91 @@ mod tests {
         t.check_invariants().unwrap();
         assert_eq!(t.node_count(), 2);
         drop(c);
+    }
+
+    #[test]
+    fn split_and_scanning_lookups_agree() {
+        // The split lookup (names of up to MAX_LEVELS levels) and the
+        // scanning one (deeper names) must report the same matches.
+        let mut t = SubscriptionTree::new();
+        let filters = [
+            "#",
+            "+",
+            "+/+",
+            "/",
+            "//",
+            "a/#",
+            "a/+/c",
+            "a/b/c",
+            "a/b/c/d/e",
+            "a/+/+/d/#",
+            "$SYS/+",
+            "+/$x",
+            "abcdefgh/ijklmnop/qrstuvwxyz0123456789",
+            "abcdefgh/+/#",
+            "abcdefg/abcdefh",
+            "abcdefg/abcdefg/x",
+            "x/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/#",
+        ];
+        for (i, s) in filters.iter().enumerate() {
+            t.insert(&f(s), i as u32, 0);
+        }
+        let deep = |n: usize| {
+            let mut v = alloc::vec!["x"; n];
+            v[n - 1] = "y";
+            v.join("/")
+        };
+        let mut names: Vec<String> = [
+            "a",
+            "a/b",
+            "a/b/c",
+            "a/x/c",
+            "a/b/c/d/e",
+            "a/q/r/d",
+            "a/q/r/d/z/z",
+            "/",
+            "//",
+            "",
+            "$SYS/x",
+            "q/$x",
+            "abcdefgh/ijklmnop/qrstuvwxyz0123456789",
+            "abcdefgh/ijklmnop/qrstuvwxyz012345678",
+            "abcdefg/abcdefh",
+            "abcdefg/abcdefg/x",
+            "abcdefg/abcdefg",
+            "a/b/",
+            "a//c",
+        ]
+        .iter()
+        .map(|s| String::from(*s))
+        .collect();
+        for n in [31, 32, 33, 34, 40] {
+            names.push(deep(n));
+        }
+        for name in &names {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let key = |m: Match<'_, u32, u8>| match m {
+                Match::Subscriber { key, .. } => *key,
+                Match::Shared(_) => u32::MAX,
+            };
+            let mut lv = Levels::new();
+            if lv.split(name.as_bytes()).is_some() {
+                t.match_split(name.as_bytes(), &lv, |m| a.push(key(m)));
+            }
+            t.match_scan(name.as_bytes(), |m| b.push(key(m)));
+            a.sort();
+            b.sort();
+            if name.split('/').count() <= MAX_LEVELS {
+                assert_eq!(a, b, "{name}");
+            } else {
+                assert!(a.is_empty());
+            }
+            let mut c = Vec::new();
+            t.for_each_match_bytes(name.as_bytes(), |m| c.push(key(m)));
+            c.sort();
+            assert_eq!(c, b, "{name}");
+        }
+        assert_eq!(hits(&t, &deep(34)), vec![0, 16]);
     }
 
     #[test]
