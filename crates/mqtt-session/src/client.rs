@@ -184,6 +184,10 @@ pub enum Event {
         /// never came.
         unreleased: Vec<PacketId>,
     },
+    /// A stored QoS 1/2 message was not resent on this connection because
+    /// it exceeds the server's (new) Maximum Packet Size (MQTT-3.2.2-15):
+    /// it is out of the session; the application decides.
+    Dropped(Publish),
     /// A re-authentication succeeded.
     Reauthenticated,
     /// The connection ended. The session stays; `connect` again to resume.
@@ -354,6 +358,12 @@ impl Client {
         }
         self.core.reset_connection();
         self.core.send(&connect)?;
+        if connect.clean_start {
+            // MQTT-3.1.2-4 (5.0) / MQTT-3.1.2-6 (3.1.1): Clean Start discards
+            // the session now, not at CONNACK: the server drops it on this
+            // CONNECT even if the CONNACK never arrives.
+            self.discard_session();
+        }
         self.requests.clear();
         self.keep_alive = connect.keep_alive;
         self.server.keep_alive = connect.keep_alive;
@@ -545,7 +555,18 @@ impl Client {
         }
         let mut d = Disconnect::new(reason);
         d.properties = properties;
-        self.core.send(&d)?;
+        match self.core.send(&d) {
+            Ok(_) => {}
+            Err(mqtt_wire::EncodeError::PacketTooLarge { .. }) => {
+                // MQTT-3.14.2-3/4: drop the diagnostics to fit the server's
+                // Maximum Packet Size; the connection ends whether or not
+                // the DISCONNECT could be sent (MQTT-4.13.2-1).
+                d.properties.reason_string = None;
+                d.properties.user_properties = Default::default();
+                self.core.send_control(&d);
+            }
+            Err(e) => return Err(e.into()),
+        }
         self.end(CloseReason::LocalDisconnect(reason));
         Ok(())
     }
@@ -615,6 +636,10 @@ impl Client {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
+        if !self.core.dropped.is_empty() {
+            let dropped = std::mem::take(&mut self.core.dropped);
+            self.events.extend(dropped.into_iter().map(Event::Dropped));
+        }
         self.events.pop_front()
     }
 

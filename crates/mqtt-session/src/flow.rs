@@ -155,6 +155,9 @@ pub(crate) struct Core {
     pending_acks: VecDeque<PendingAck>,
     /// Inbound QoS 1 not yet acknowledged (manual mode).
     pending_qos1: usize,
+    /// Stored messages that no longer fit the peer's Maximum Packet Size
+    /// on resend: dropped, to report.
+    pub(crate) dropped: Vec<Publish>,
 }
 
 impl Core {
@@ -174,6 +177,7 @@ impl Core {
             in_aliases: Vec::new(),
             pending_acks: VecDeque::new(),
             pending_qos1: 0,
+            dropped: Vec::new(),
         }
     }
 
@@ -295,6 +299,14 @@ impl Core {
         self.sent_in_flight
     }
 
+    /// QoS 1/2 PUBLISH packets that may be sent now (MQTT-4.9.0-2).
+    pub(crate) fn send_quota(&self) -> usize {
+        if self.sent_in_flight != self.flows.out.len() {
+            return 0;
+        }
+        usize::from(self.peer_receive_maximum).saturating_sub(self.sent_in_flight)
+    }
+
     /// Whether a new QoS 1/2 PUBLISH may be sent now (MQTT-4.9.0-2).
     pub(crate) fn window_open(&self) -> bool {
         self.sent_in_flight < usize::from(self.peer_receive_maximum)
@@ -386,8 +398,12 @@ impl Core {
                     if self.transmit_publish(&p).is_err() {
                         // It no longer fits the peer's limits (smaller
                         // Maximum Packet Size on this connection): treated
-                        // as delivered, as a server does (MQTT-3.1.2-25).
+                        // as delivered, as a server does (MQTT-3.1.2-25),
+                        // and reported to the application.
                         self.flows.out.remove(&id);
+                        let mut p = p;
+                        p.dup = false;
+                        self.dropped.push(p);
                         continue;
                     }
                 }
@@ -560,6 +576,11 @@ impl Core {
     /// More unacknowledged QoS 1/2 messages than our Receive Maximum:
     /// 0x93 (MQTT 5.0 §3.3.4).
     fn check_receive_maximum(&self) -> Result<(), Violation> {
+        // 3.1.1 has no Receive Maximum: a limit never announced cannot be
+        // broken (closing would also loop: the resends break it again).
+        if !self.version.is_v5() {
+            return Ok(());
+        }
         if self.inbound_unacked() >= usize::from(self.limits.receive_maximum) {
             return Err((
                 DisconnectReasonCode::ReceiveMaximumExceeded,

@@ -154,6 +154,10 @@ pub enum Event {
     /// An UNSUBSCRIBE: answer with [`ServerConnection::unsuback`]
     /// (MQTT-3.10.4-4).
     Unsubscribe(Unsubscribe),
+    /// A resumed session's message was not resent because it exceeds the
+    /// client's Maximum Packet Size: per MQTT-3.1.2-25 it counts as
+    /// delivered and is out of the session.
+    Dropped(Publish),
     /// The connection ended; [`CloseReason::publishes_will`] says whether
     /// the Will applies.
     Closed(CloseReason),
@@ -202,6 +206,8 @@ pub struct ServerConnection {
     last_received: Instant,
     latest: Instant,
     reauthenticating: bool,
+    /// The session tables were moved out by `take_session`.
+    session_taken: bool,
 }
 
 macro_rules! send_trimmed {
@@ -249,6 +255,7 @@ impl ServerConnection {
             last_received: now,
             latest: now,
             reauthenticating: false,
+            session_taken: false,
         }
     }
 
@@ -266,6 +273,17 @@ impl ServerConnection {
     /// then close the transport.
     pub fn is_closed(&self) -> bool {
         self.state == State::Closed
+    }
+
+    /// How many more QoS 1/2 messages `publish` would accept now: the
+    /// client's Receive Maximum minus what is in flight (0 before the
+    /// connection is established). A broker checks it before taking a
+    /// message out of its queue.
+    pub fn send_quota(&self) -> usize {
+        if self.state != State::Connected {
+            return 0;
+        }
+        self.core.send_quota()
     }
 
     /// QoS 1/2 messages to the client in flight.
@@ -287,9 +305,10 @@ impl ServerConnection {
     /// next connection, [`Accept::session`]). `None` before the close or
     /// when already taken.
     pub fn take_session(&mut self) -> Option<SessionState> {
-        if self.state != State::Closed {
+        if self.state != State::Closed || self.session_taken {
             return None;
         }
+        self.session_taken = true;
         let flows = self.core.take_flows();
         Some(SessionState { flows })
     }
@@ -383,6 +402,9 @@ impl ServerConnection {
             }
         }
         self.core.resend_pending();
+        // The CONNECT phase's event queue is usually empty now: do not keep
+        // its buffer for a connection that may stay idle.
+        self.events.shrink_to_fit();
         // Packets the client sent before the CONNACK (3.1.1 allows it).
         self.process(now);
         Ok(())
@@ -714,7 +736,17 @@ impl ServerConnection {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        if !self.core.dropped.is_empty() {
+            let dropped = std::mem::take(&mut self.core.dropped);
+            self.events.extend(dropped.into_iter().map(Event::Dropped));
+        }
+        let e = self.events.pop_front();
+        if e.is_none() && self.events.capacity() > 1 {
+            // Drained after a burst: an idle connection keeps room for one
+            // event (an `Event` is ~250 B; the default growth keeps 4+).
+            self.events.shrink_to(1);
+        }
+        e
     }
 
     /// When to call `handle_timeout` next.

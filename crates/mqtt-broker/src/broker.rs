@@ -1,0 +1,1254 @@
+//! The broker: many server connections, sessions, routing.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mqtt_session::server::{Accept, Event as ConnEvent, ServerConnection};
+use mqtt_session::{AckMode, CloseReason, SessionState};
+use mqtt_topic::{Match, RetainedIndex, SubscriptionFilter, SubscriptionTree};
+use mqtt_wire::{
+    AckProperties, Auth, AuthProperties, ConnAckProperties, Connect, ConnectReasonCode,
+    DisconnectProperties, DisconnectReasonCode, LastWill, MqttString, ProtocolVersion,
+    PubAckReasonCode, Publish, QoS, RetainHandling, SubAckReasonCode, Subscribe, SubscriptionId,
+    SubscriptionIds, TopicName, UnsubAckReasonCode, Unsubscribe,
+};
+
+use crate::hooks::{AllowAll, AuthDecision, ClientInfo, Hooks};
+use crate::slab::{Key, Slab};
+use crate::{BrokerConfig, Error, Stats};
+
+/// Identifies one connection: a slot and the generation of its use, so an
+/// id of a closed connection never reaches a later one in the same slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnectionId(Key);
+
+impl ConnectionId {
+    /// A number for logs (slot and generation).
+    pub fn as_u64(self) -> u64 {
+        (u64::from(self.0.generation) << 32) | u64::from(self.0.index)
+    }
+}
+
+impl core::fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "#{}.{}", self.0.index, self.0.generation)
+    }
+}
+
+/// What the broker reports to its wrapper.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A client is connected.
+    Connected {
+        /// The connection.
+        id: ConnectionId,
+        /// Its client identifier (assigned if it sent none).
+        client_id: MqttString,
+        /// Whether its session was resumed.
+        session_present: bool,
+    },
+    /// `Hooks::authenticate*` answered `Defer`: decide, then call
+    /// [`Broker::authenticated`] (or, for enhanced authentication,
+    /// [`Broker::auth_continue`] first). The connection waits under its
+    /// connect deadline.
+    Authenticate {
+        /// The connection.
+        id: ConnectionId,
+        /// The CONNECT (credentials, authentication method and data).
+        connect: Box<Connect>,
+    },
+    /// An AUTH from a client in an enhanced authentication: answer with
+    /// [`Broker::auth_continue`] or [`Broker::authenticated`].
+    AuthStep {
+        /// The connection.
+        id: ConnectionId,
+        /// The AUTH packet.
+        auth: Auth,
+    },
+    /// A connection ended (for logs); its transport is closed by
+    /// [`Event::Close`].
+    Disconnected {
+        /// The connection.
+        id: ConnectionId,
+        /// Its client identifier, if CONNECT got that far.
+        client_id: Option<MqttString>,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// Close the transport of this connection now (everything
+    /// `poll_transmit` had for it was handed out before this event).
+    Close(ConnectionId),
+}
+
+/// Per-subscription data kept in the tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SubOpts {
+    qos: QoS,
+    no_local: bool,
+    retain_as_published: bool,
+    id: Option<SubscriptionId>,
+}
+
+/// A retained message.
+#[derive(Debug, Clone)]
+struct Retained {
+    msg: Publish,
+    expires_at: Option<Instant>,
+}
+
+/// A message waiting for a session.
+#[derive(Debug, Clone)]
+struct Queued {
+    msg: Publish,
+    expires_at: Option<Instant>,
+    bytes: usize,
+}
+
+type SessionKey = Key;
+
+#[derive(Debug)]
+struct Session {
+    client_id: MqttString,
+    conn: Option<ConnectionId>,
+    subs: BTreeMap<SubscriptionFilter, SubOpts>,
+    queue: VecDeque<Queued>,
+    queue_bytes: usize,
+    /// QoS tables while no connection holds them.
+    flows: Option<SessionState>,
+    /// Session Expiry Interval in force, seconds.
+    expiry: u32,
+    expires_at: Option<Instant>,
+    /// A Will waiting for its delay.
+    will: Option<(LastWill, Instant)>,
+    /// Deadline currently in the timer heap.
+    armed: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Conn {
+    server: ServerConnection,
+    session: Option<SessionKey>,
+    client_id: Option<MqttString>,
+    username: Option<MqttString>,
+    will: Option<LastWill>,
+    /// CONNECT awaiting the wrapper's decision.
+    pending: Option<Box<Connect>>,
+    /// Queued in `ready`.
+    in_ready: bool,
+    /// Deadline currently in the timer heap.
+    armed: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Conn(Key),
+    Session(Key),
+    Sys,
+}
+
+/// A sans-IO MQTT broker: owns every server connection and session, routes
+/// messages, keeps retained messages and wills. See the crate docs for the
+/// call contract.
+#[derive(Debug)]
+pub struct Broker<H: Hooks = AllowAll> {
+    config: BrokerConfig,
+    hooks: H,
+    conns: Slab<Conn>,
+    sessions: Slab<Session>,
+    by_client: HashMap<MqttString, SessionKey>,
+    tree: SubscriptionTree<SessionKey, SubOpts>,
+    retained: RetainedIndex<Retained>,
+    retained_bytes: usize,
+    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    ready: VecDeque<ConnectionId>,
+    events: VecDeque<Event>,
+    scratch: Vec<(SessionKey, SubOpts)>,
+    share_rr: usize,
+    next_assigned: u64,
+    stats: Stats,
+    latest: Option<Instant>,
+    sys_armed: bool,
+}
+
+impl Broker<AllowAll> {
+    /// A broker with `config` and permissive hooks.
+    pub fn new(config: BrokerConfig) -> Self {
+        Broker::with_hooks(config, AllowAll)
+    }
+}
+
+impl<H: Hooks> Broker<H> {
+    /// A broker with `config` and `hooks`.
+    pub fn with_hooks(mut config: BrokerConfig, hooks: H) -> Self {
+        // The broker decides each acknowledgement's reason code.
+        config.server.ack_mode = AckMode::Manual;
+        Broker {
+            config,
+            hooks,
+            conns: Slab::new(),
+            sessions: Slab::new(),
+            by_client: HashMap::new(),
+            tree: SubscriptionTree::new(),
+            retained: RetainedIndex::new(),
+            retained_bytes: 0,
+            timers: BinaryHeap::new(),
+            ready: VecDeque::new(),
+            events: VecDeque::new(),
+            scratch: Vec::new(),
+            share_rr: 0,
+            next_assigned: 0,
+            stats: Stats::default(),
+            latest: None,
+            sys_armed: false,
+        }
+    }
+
+    /// The hooks.
+    pub fn hooks_mut(&mut self) -> &mut H {
+        &mut self.hooks
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats;
+        s.connections = self.conns.len();
+        s.sessions = self.sessions.len();
+        s.retained_messages = self.retained.len();
+        s.subscriptions = self.tree.len();
+        s
+    }
+
+    fn touch(&mut self, now: Instant) -> Instant {
+        let now = match self.latest {
+            Some(l) if l > now => l,
+            _ => now,
+        };
+        self.latest = Some(now);
+        if !self.sys_armed {
+            if let Some(iv) = self.config.sys_interval {
+                self.sys_armed = true;
+                if let Some(t) = now.checked_add(iv) {
+                    self.timers.push(Reverse((t, Timer::Sys)));
+                }
+            }
+        }
+        now
+    }
+
+    // ---- connections ----
+
+    /// A transport was accepted: returns its id. Refused with
+    /// [`Error::TooManyConnections`] at `max_connections` (close the
+    /// transport).
+    pub fn accept(&mut self, now: Instant) -> Result<ConnectionId, Error> {
+        let now = self.touch(now);
+        if self.conns.len() >= self.config.max_connections {
+            return Err(Error::TooManyConnections);
+        }
+        let conn = Conn {
+            server: ServerConnection::new(self.config.server.clone(), now),
+            session: None,
+            client_id: None,
+            username: None,
+            will: None,
+            pending: None,
+            in_ready: false,
+            armed: None,
+        };
+        let key = self.conns.insert(conn).ok_or(Error::TooManyConnections)?;
+        let id = ConnectionId(key);
+        self.arm_conn(id);
+        Ok(id)
+    }
+
+    /// Bytes read from connection `id`'s transport.
+    pub fn handle_read(&mut self, id: ConnectionId, now: Instant, bytes: &[u8]) {
+        let now = self.touch(now);
+        let Some(c) = self.conns.get_mut(id.0) else {
+            return;
+        };
+        self.stats.bytes_in += bytes.len() as u64;
+        c.server.handle_read(now, bytes);
+        self.drive(now, id);
+    }
+
+    /// Connection `id`'s transport closed.
+    pub fn handle_closed(&mut self, id: ConnectionId, now: Instant) {
+        let now = self.touch(now);
+        let Some(c) = self.conns.get_mut(id.0) else {
+            return;
+        };
+        c.server.handle_closed(now);
+        self.drive(now, id);
+        // The transport is gone: nothing more to write, no Close to ask for.
+        if let Some(c) = self.conns.get_mut(id.0) {
+            while c.server.poll_transmit().is_some() {}
+        }
+        self.conns.remove(id.0);
+    }
+
+    /// Closes connection `id` (DISCONNECT 0x98 Administrative action in
+    /// 5.0).
+    pub fn close(&mut self, id: ConnectionId, now: Instant) -> Result<(), Error> {
+        let now = self.touch(now);
+        let c = self.conns.get_mut(id.0).ok_or(Error::UnknownConnection)?;
+        let _ = c.server.disconnect(
+            now,
+            DisconnectReasonCode::AdministrativeAction,
+            DisconnectProperties::default(),
+        );
+        self.drive(now, id);
+        Ok(())
+    }
+
+    /// Answers [`Event::Authenticate`] / [`Event::AuthStep`].
+    pub fn authenticated(
+        &mut self,
+        id: ConnectionId,
+        now: Instant,
+        decision: AuthDecision,
+    ) -> Result<(), Error> {
+        let now = self.touch(now);
+        let c = self.conns.get_mut(id.0).ok_or(Error::UnknownConnection)?;
+        let connect = c.pending.take().ok_or(Error::NoPendingAuthentication)?;
+        match decision {
+            AuthDecision::Allow => self.finish_connect(now, id, connect),
+            AuthDecision::Deny(code) => {
+                if let Some(c) = self.conns.get_mut(id.0) {
+                    let _ = c.server.reject(now, code, ConnAckProperties::default());
+                }
+            }
+            AuthDecision::Defer => {
+                if let Some(c) = self.conns.get_mut(id.0) {
+                    c.pending = Some(connect);
+                }
+                return Err(Error::NoPendingAuthentication);
+            }
+        }
+        self.drive(now, id);
+        Ok(())
+    }
+
+    /// Sends an AUTH 0x18 with `data` in an enhanced authentication.
+    pub fn auth_continue(
+        &mut self,
+        id: ConnectionId,
+        now: Instant,
+        data: Option<Bytes>,
+    ) -> Result<(), Error> {
+        let now = self.touch(now);
+        let c = self.conns.get_mut(id.0).ok_or(Error::UnknownConnection)?;
+        c.server
+            .auth_continue(now, data, AuthProperties::default())
+            .map_err(Error::Session)?;
+        self.drive(now, id);
+        Ok(())
+    }
+
+    /// Publishes a message from the application (not from a client): it is
+    /// routed like a client's, retained if flagged.
+    pub fn publish(&mut self, now: Instant, msg: Publish) -> Result<usize, Error> {
+        let now = self.touch(now);
+        if msg.topic.is_none() {
+            return Err(Error::MissingTopic);
+        }
+        let n = self.route(now, None, msg);
+        Ok(n)
+    }
+
+    // ---- time ----
+
+    /// Time has reached the deadline from `poll_timeout` (a spurious call
+    /// does nothing).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.touch(now);
+        while let Some(Reverse((t, timer))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            match timer {
+                Timer::Conn(key) => {
+                    let id = ConnectionId(key);
+                    let Some(c) = self.conns.get_mut(key) else {
+                        continue;
+                    };
+                    if c.armed != Some(t) {
+                        continue;
+                    }
+                    c.armed = None;
+                    c.server.handle_timeout(now);
+                    self.drive(now, id);
+                }
+                Timer::Session(key) => {
+                    let Some(s) = self.sessions.get_mut(key) else {
+                        continue;
+                    };
+                    if s.armed != Some(t) {
+                        continue;
+                    }
+                    s.armed = None;
+                    self.session_timer(now, key);
+                }
+                Timer::Sys => {
+                    self.sys_armed = false;
+                    self.publish_sys(now);
+                    let _ = self.touch(now);
+                }
+            }
+        }
+    }
+
+    /// When to call `handle_timeout` next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((t, _))| *t)
+    }
+
+    // ---- outputs ----
+
+    /// Bytes to write to one connection's transport.
+    pub fn poll_transmit(&mut self) -> Option<(ConnectionId, Bytes)> {
+        while let Some(id) = self.ready.pop_front() {
+            let Some(c) = self.conns.get_mut(id.0) else {
+                continue;
+            };
+            if let Some(b) = c.server.poll_transmit() {
+                if c.server.is_closed() {
+                    // Come back for the Close once these bytes are out.
+                    self.ready.push_back(id);
+                } else {
+                    c.in_ready = false;
+                }
+                self.stats.bytes_out += b.len() as u64;
+                return Some((id, b));
+            }
+            c.in_ready = false;
+            if c.server.is_closed() {
+                self.conns.remove(id.0);
+                self.events.push_back(Event::Close(id));
+            }
+        }
+        None
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    // ---- internals: connection events ----
+
+    fn arm_conn(&mut self, id: ConnectionId) {
+        let Some(c) = self.conns.get_mut(id.0) else {
+            return;
+        };
+        if let Some(t) = c.server.poll_timeout() {
+            if c.armed.is_none_or(|a| t < a) {
+                c.armed = Some(t);
+                self.timers.push(Reverse((t, Timer::Conn(id.0))));
+            }
+        }
+    }
+
+    fn arm_session(&mut self, key: SessionKey) {
+        let Some(s) = self.sessions.get_mut(key) else {
+            return;
+        };
+        let t = match (s.will.as_ref().map(|w| w.1), s.expires_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(t) = t {
+            if s.armed.is_none_or(|a| t < a) {
+                s.armed = Some(t);
+                self.timers.push(Reverse((t, Timer::Session(key))));
+            }
+        }
+    }
+
+    fn mark_ready(&mut self, id: ConnectionId) {
+        if let Some(c) = self.conns.get_mut(id.0) {
+            if !c.in_ready {
+                c.in_ready = true;
+                self.ready.push_back(id);
+            }
+        }
+    }
+
+    /// Processes connection `id`'s events until none is left.
+    fn drive(&mut self, now: Instant, id: ConnectionId) {
+        loop {
+            let Some(c) = self.conns.get_mut(id.0) else {
+                return;
+            };
+            let Some(ev) = c.server.poll_event() else {
+                break;
+            };
+            match ev {
+                ConnEvent::Connect(connect) => self.on_connect(now, id, connect),
+                ConnEvent::Auth(auth) => self.events.push_back(Event::AuthStep { id, auth }),
+                ConnEvent::Publish(p) => self.on_publish(now, id, p),
+                ConnEvent::PubAck(_) | ConnEvent::PubComp(_) | ConnEvent::PubRecFailed(_) => {
+                    if let Some(key) = self.conns.get(id.0).and_then(|c| c.session) {
+                        self.pump(now, key);
+                    }
+                }
+                ConnEvent::Dropped(_) => self.stats.messages_dropped += 1,
+                ConnEvent::Subscribe(s) => self.on_subscribe(now, id, s),
+                ConnEvent::Unsubscribe(u) => self.on_unsubscribe(now, id, u),
+                ConnEvent::Closed(reason) => self.on_closed(now, id, reason),
+                _ => {}
+            }
+        }
+        self.mark_ready(id);
+        self.arm_conn(id);
+    }
+
+    fn on_connect(&mut self, now: Instant, id: ConnectionId, connect: Box<Connect>) {
+        let decision = if connect.properties.authentication_method.is_some() {
+            self.hooks.authenticate_enhanced(&connect)
+        } else {
+            self.hooks.authenticate(&connect)
+        };
+        match decision {
+            AuthDecision::Allow => self.finish_connect(now, id, connect),
+            AuthDecision::Deny(code) => {
+                if let Some(c) = self.conns.get_mut(id.0) {
+                    let _ = c.server.reject(now, code, ConnAckProperties::default());
+                }
+            }
+            AuthDecision::Defer => {
+                if let Some(c) = self.conns.get_mut(id.0) {
+                    c.pending = Some(connect.clone());
+                }
+                self.events.push_back(Event::Authenticate { id, connect });
+            }
+        }
+    }
+
+    fn assign_client_id(&mut self) -> MqttString {
+        loop {
+            self.next_assigned += 1;
+            let s = format!("auto-{:012x}", self.next_assigned);
+            if let Ok(id) = MqttString::try_from(s) {
+                if !self.by_client.contains_key(&id) {
+                    return id; // MQTT-3.1.3-6 / MQTT-3.2.2-16: unique
+                }
+            }
+        }
+    }
+
+    fn finish_connect(&mut self, now: Instant, id: ConnectionId, connect: Box<Connect>) {
+        let v5 = connect.protocol.is_v5();
+        let (client_id, assigned) = if connect.client_id.is_empty() {
+            let a = self.assign_client_id();
+            (a.clone(), Some(a))
+        } else {
+            (connect.client_id.clone(), None)
+        };
+        // Session Expiry Interval in force (MQTT-3.1.2-23).
+        let requested = if v5 {
+            connect.properties.session_expiry_interval.unwrap_or(0)
+        } else if connect.clean_start {
+            0
+        } else {
+            u32::MAX
+        };
+        let expiry = requested.min(self.config.max_session_expiry);
+
+        let mut existing = self.by_client.get(&client_id).copied();
+        // Session takeover (MQTT-3.1.4-3): the old connection gets
+        // DISCONNECT 0x8E and is closed; its session is detached first.
+        if let Some(key) = existing {
+            if let Some(old) = self.sessions.get(key).and_then(|s| s.conn) {
+                if old != id {
+                    if let Some(c) = self.conns.get_mut(old.0) {
+                        let _ = c.server.disconnect(
+                            now,
+                            DisconnectReasonCode::SessionTakenOver,
+                            DisconnectProperties::default(),
+                        );
+                    }
+                    self.drive(now, old);
+                }
+            }
+            // The session may have ended with the old connection.
+            existing = self.by_client.get(&client_id).copied();
+        }
+        if let Some(key) = existing {
+            // A reconnection before the Will Delay: the Will is not sent
+            // (MQTT-3.1.3-9).
+            if let Some(s) = self.sessions.get_mut(key) {
+                s.will = None;
+            }
+            if connect.clean_start {
+                // MQTT-3.1.2-4: Clean Start discards the session.
+                self.end_session(now, key, false);
+                existing = None;
+            }
+        }
+        let (key, session_present) = match existing {
+            Some(key) => (key, true),
+            None => {
+                if self.sessions.len() >= self.config.max_sessions {
+                    if let Some(c) = self.conns.get_mut(id.0) {
+                        let _ = c.server.reject(
+                            now,
+                            ConnectReasonCode::QuotaExceeded,
+                            ConnAckProperties::default(),
+                        );
+                    }
+                    return;
+                }
+                let s = Session {
+                    client_id: client_id.clone(),
+                    conn: None,
+                    subs: BTreeMap::new(),
+                    queue: VecDeque::new(),
+                    queue_bytes: 0,
+                    flows: None,
+                    expiry,
+                    expires_at: None,
+                    will: None,
+                    armed: None,
+                };
+                let Some(key) = self.sessions.insert(s) else {
+                    return;
+                };
+                self.by_client.insert(client_id.clone(), key);
+                (key, false)
+            }
+        };
+        let flows = self.sessions.get_mut(key).and_then(|s| {
+            s.conn = Some(id);
+            s.expiry = expiry;
+            s.expires_at = None;
+            s.flows.take()
+        });
+        let mut accept = if session_present {
+            Accept::resume(flows.unwrap_or_default())
+        } else {
+            Accept::new()
+        };
+        if v5 {
+            accept.assigned_client_id = assigned;
+            if expiry != requested {
+                // The server's own value wins (MQTT 5.0 §3.2.2.3.2).
+                accept.properties.session_expiry_interval = Some(expiry);
+            }
+        }
+        let Some(c) = self.conns.get_mut(id.0) else {
+            return;
+        };
+        if c.server.accept(now, accept).is_err() {
+            // Cannot happen for a CONNECT just surfaced; refuse rather than
+            // leave the client waiting.
+            let _ = c.server.reject(
+                now,
+                ConnectReasonCode::UnspecifiedError,
+                ConnAckProperties::default(),
+            );
+            if let Some(s) = self.sessions.get_mut(key) {
+                s.conn = None;
+            }
+            return;
+        }
+        c.session = Some(key);
+        c.client_id = Some(client_id.clone());
+        c.username = connect.username.clone();
+        // MQTT-3.1.2-7: the Will is kept with the session's connection.
+        c.will = connect.will.clone();
+        self.events.push_back(Event::Connected {
+            id,
+            client_id,
+            session_present,
+        });
+        self.pump(now, key);
+    }
+
+    fn on_closed(&mut self, now: Instant, id: ConnectionId, reason: CloseReason) {
+        let (key, will, client_id) = match self.conns.get_mut(id.0) {
+            Some(c) => (c.session.take(), c.will.take(), c.client_id.clone()),
+            None => return,
+        };
+        let flows = self
+            .conns
+            .get_mut(id.0)
+            .and_then(|c| c.server.take_session());
+        if let Some(key) = key {
+            if let Some(s) = self.sessions.get_mut(key) {
+                if s.conn == Some(id) {
+                    s.conn = None;
+                    s.flows = flows;
+                    if let CloseReason::PeerDisconnected(d) = &reason {
+                        if let Some(e) = d.properties.session_expiry_interval {
+                            s.expiry = e.min(self.config.max_session_expiry);
+                        }
+                    }
+                }
+            }
+            // The Will: every ending but DISCONNECT 0x00 (MQTT-3.14.4-3,
+            // MQTT-3.1.2-10).
+            let will = will.filter(|_| reason.publishes_will());
+            let expiry = self.sessions.get(key).map_or(0, |s| s.expiry);
+            if let Some(w) = will {
+                let delay = w.properties.will_delay_interval.unwrap_or(0);
+                if delay == 0 || expiry == 0 {
+                    self.publish_will(now, w);
+                } else if let Some(s) = self.sessions.get_mut(key) {
+                    // Published after the delay or when the session ends,
+                    // whichever is first (MQTT-3.1.2-8).
+                    let at = now
+                        .checked_add(Duration::from_secs(u64::from(delay.min(expiry))))
+                        .unwrap_or(now);
+                    s.will = Some((w, at));
+                }
+            }
+            if expiry == 0 {
+                self.end_session(now, key, true);
+            } else if let Some(s) = self.sessions.get_mut(key) {
+                s.expires_at = if expiry == u32::MAX {
+                    None
+                } else {
+                    now.checked_add(Duration::from_secs(u64::from(expiry)))
+                };
+                self.arm_session(key);
+            }
+        }
+        self.events.push_back(Event::Disconnected {
+            id,
+            client_id,
+            reason,
+        });
+    }
+
+    fn session_timer(&mut self, now: Instant, key: SessionKey) {
+        let Some(s) = self.sessions.get_mut(key) else {
+            return;
+        };
+        if s.will.as_ref().is_some_and(|w| w.1 <= now) {
+            if let Some((w, _)) = s.will.take() {
+                self.publish_will(now, w);
+            }
+        }
+        let expired = self
+            .sessions
+            .get(key)
+            .is_some_and(|s| s.conn.is_none() && s.expires_at.is_some_and(|t| t <= now));
+        if expired {
+            // MQTT-4.1.0-2: the session ends; a Will still waiting goes out
+            // now (MQTT-3.1.2-8).
+            self.end_session(now, key, true);
+        } else {
+            self.arm_session(key);
+        }
+    }
+
+    /// Ends a session: its subscriptions leave the tree, its queue is
+    /// dropped, a pending Will is published if `publish_will`.
+    fn end_session(&mut self, now: Instant, key: SessionKey, publish_will: bool) {
+        let Some(s) = self.sessions.remove(key) else {
+            return;
+        };
+        if self.by_client.get(&s.client_id) == Some(&key) {
+            self.by_client.remove(&s.client_id);
+        }
+        for f in s.subs.keys() {
+            self.tree.unsubscribe(f, &key);
+        }
+        self.stats.messages_dropped += s.queue.len() as u64;
+        if publish_will {
+            if let Some((w, _)) = s.will {
+                self.publish_will(now, w);
+            }
+        }
+    }
+
+    fn publish_will(&mut self, now: Instant, w: LastWill) {
+        let mut p = Publish::new(w.topic, w.payload);
+        p.retain = w.retain; // MQTT-3.1.2-14 / MQTT-3.1.2-15
+        p.delivery = match w.qos {
+            QoS::AtMostOnce => mqtt_wire::Delivery::AtMostOnce,
+            QoS::AtLeastOnce => mqtt_wire::Delivery::AtLeastOnce(PID1),
+            QoS::ExactlyOnce => mqtt_wire::Delivery::ExactlyOnce(PID1),
+        };
+        let wp = w.properties;
+        p.properties.payload_format_indicator = wp.payload_format_indicator;
+        p.properties.message_expiry_interval = wp.message_expiry_interval;
+        p.properties.content_type = wp.content_type;
+        p.properties.response_topic = wp.response_topic;
+        p.properties.correlation_data = wp.correlation_data;
+        // MQTT-3.1.3-10: User Properties in their order.
+        p.properties.user_properties = wp.user_properties;
+        self.stats.wills_published += 1;
+        self.route(now, None, p);
+    }
+
+    // ---- internals: messages ----
+
+    fn client_info(
+        &self,
+        id: ConnectionId,
+    ) -> Option<(MqttString, Option<MqttString>, ProtocolVersion)> {
+        let c = self.conns.get(id.0)?;
+        Some((c.client_id.clone()?, c.username.clone(), c.server.version()))
+    }
+
+    fn on_publish(&mut self, now: Instant, id: ConnectionId, p: Publish) {
+        self.stats.messages_in += 1;
+        let Some((client_id, username, version)) = self.client_info(id) else {
+            return;
+        };
+        let Some(topic) = p.topic.clone() else {
+            return;
+        };
+        let info = ClientInfo {
+            connection: id,
+            client_id: &client_id,
+            username: username.as_ref(),
+            version,
+        };
+        let allowed = self.hooks.may_publish(&info, &topic);
+        let packet_id = p.packet_id();
+        let from = self.conns.get(id.0).and_then(|c| c.session);
+        let reason = if allowed {
+            let n = self.route(now, from.map(|k| (k, client_id)), p);
+            if n == 0 {
+                PubAckReasonCode::NoMatchingSubscribers
+            } else {
+                PubAckReasonCode::Success
+            }
+        } else {
+            self.stats.messages_dropped += 1;
+            PubAckReasonCode::NotAuthorized
+        };
+        if let Some(pid) = packet_id {
+            let reason = if version.is_v5() {
+                reason
+            } else {
+                // 3.1.1 has no codes: acknowledged normally (MQTT-3.3.5-2).
+                PubAckReasonCode::Success
+            };
+            if let Some(c) = self.conns.get_mut(id.0) {
+                let _ = c.server.ack(now, pid, reason);
+            }
+        }
+    }
+
+    /// Routes `msg` to every matching session; returns how many sessions
+    /// it was for. `from`: the publishing session and client id (No Local).
+    fn route(
+        &mut self,
+        now: Instant,
+        from: Option<(SessionKey, MqttString)>,
+        mut msg: Publish,
+    ) -> usize {
+        let Some(topic) = msg.topic.clone() else {
+            return 0;
+        };
+        let expires_at = msg
+            .properties
+            .message_expiry_interval
+            .and_then(|s| now.checked_add(Duration::from_secs(u64::from(s))));
+        if msg.retain && self.config.server.retain_available {
+            self.store_retained(&topic, &msg, expires_at);
+        }
+        // What subscribers receive never carries the publisher's DUP, id or
+        // alias (MQTT-3.3.1-3).
+        msg.dup = false;
+        msg.properties.topic_alias = None;
+        msg.properties.subscription_identifiers = SubscriptionIds::default();
+
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let mut rr = self.share_rr;
+        {
+            let sessions = &self.sessions;
+            self.tree.for_each_match(&topic, |m| match m {
+                Match::Subscriber { key, value } => scratch.push((*key, *value)),
+                Match::Shared(g) => {
+                    // Round robin, preferring a connected member.
+                    rr = rr.wrapping_add(1);
+                    let n = g.len();
+                    let mut pick = None;
+                    for i in 0..n {
+                        if let Some((k, v)) = g.pick(rr.wrapping_add(i)) {
+                            if pick.is_none() {
+                                pick = Some((*k, *v));
+                            }
+                            if sessions.get(*k).is_some_and(|s| s.conn.is_some()) {
+                                pick = Some((*k, *v));
+                                break;
+                            }
+                        }
+                    }
+                    if let Some(p) = pick {
+                        scratch.push(p);
+                    }
+                }
+            });
+        }
+        self.share_rr = rr;
+        // One delivery per session (MQTT-3.3.4-2..4): highest QoS, every
+        // subscription identifier.
+        scratch.sort_by_key(|(k, _)| *k);
+        let mut delivered = 0;
+        let mut i = 0;
+        while i < scratch.len() {
+            let Some(&(key, _)) = scratch.get(i) else {
+                break;
+            };
+            let mut qos = None;
+            let mut rap = false;
+            let mut ids = SubscriptionIds::default();
+            while let Some(&(k, o)) = scratch.get(i) {
+                if k != key {
+                    break;
+                }
+                i += 1;
+                if o.no_local && from.as_ref().is_some_and(|(f, _)| *f == key) {
+                    continue; // MQTT-3.8.3-3
+                }
+                qos = Some(qos.map_or(o.qos, |q: QoS| q.max(o.qos)));
+                rap |= o.retain_as_published;
+                if let Some(id) = o.id {
+                    ids.push(id);
+                }
+            }
+            let Some(granted) = qos else { continue };
+            let mut out = msg.clone();
+            // MQTT-3.8.4-8: the lower of published and granted QoS.
+            let q = msg.qos().min(granted);
+            out.delivery = delivery(q);
+            // MQTT-3.3.1-12 / MQTT-3.3.1-13
+            out.retain = rap && msg.retain;
+            out.properties.subscription_identifiers = ids;
+            self.deliver(now, key, out, expires_at);
+            delivered += 1;
+        }
+        self.scratch = scratch;
+        delivered
+    }
+
+    fn store_retained(&mut self, topic: &TopicName, msg: &Publish, expires_at: Option<Instant>) {
+        if msg.payload.is_empty() {
+            // MQTT-3.3.1-6 / MQTT-3.3.1-7: an empty payload clears.
+            if let Some(old) = self.retained.remove(topic) {
+                self.retained_bytes -= msg_bytes(&old.msg);
+            }
+            return;
+        }
+        let mut stored = msg.clone();
+        stored.dup = false;
+        stored.properties.topic_alias = None;
+        stored.properties.subscription_identifiers = SubscriptionIds::default();
+        let size = msg_bytes(&stored);
+        let old = self.retained.get(topic).map(|r| msg_bytes(&r.msg));
+        let after = self.retained_bytes - old.unwrap_or(0) + size;
+        if (old.is_none() && self.retained.len() >= self.config.max_retained_messages)
+            || after > self.config.max_retained_bytes
+        {
+            self.stats.retained_refused += 1;
+            return;
+        }
+        // MQTT-3.3.1-5: replaces the earlier one.
+        self.retained.insert(
+            topic.clone(),
+            Retained {
+                msg: stored,
+                expires_at,
+            },
+        );
+        self.retained_bytes = after;
+    }
+
+    /// Hands `msg` to session `key`: sent now when its connection has
+    /// quota and nothing queued, queued otherwise (within bounds).
+    fn deliver(
+        &mut self,
+        now: Instant,
+        key: SessionKey,
+        msg: Publish,
+        expires_at: Option<Instant>,
+    ) {
+        let Some(s) = self.sessions.get_mut(key) else {
+            return;
+        };
+        let conn = s.conn;
+        if let Some(cid) = conn {
+            if s.queue.is_empty() {
+                if let Some(c) = self.conns.get_mut(cid.0) {
+                    if c.server.is_connected()
+                        && (msg.qos() == QoS::AtMostOnce || c.server.send_quota() > 0)
+                    {
+                        match c.server.publish(now, msg) {
+                            Ok(_) => self.stats.messages_out += 1,
+                            // Too large for this client: skipped
+                            // (MQTT-3.1.2-25); other failures likewise.
+                            Err(_) => self.stats.messages_dropped += 1,
+                        }
+                        self.mark_ready(cid);
+                        return;
+                    }
+                }
+            }
+        } else if msg.qos() == QoS::AtMostOnce && !self.config.queue_qos0_offline {
+            return;
+        }
+        let bytes = msg_bytes(&msg);
+        let s = match self.sessions.get_mut(key) {
+            Some(s) => s,
+            None => return,
+        };
+        if s.queue.len() >= self.config.max_queued_messages
+            || s.queue_bytes + bytes > self.config.max_queued_bytes
+        {
+            self.stats.messages_dropped += 1;
+            return;
+        }
+        s.queue_bytes += bytes;
+        s.queue.push_back(Queued {
+            msg,
+            expires_at,
+            bytes,
+        });
+        if conn.is_some() {
+            self.pump(now, key);
+        }
+    }
+
+    /// Sends queued messages while the session's connection has quota.
+    fn pump(&mut self, now: Instant, key: SessionKey) {
+        let Some(s) = self.sessions.get_mut(key) else {
+            return;
+        };
+        let Some(cid) = s.conn else {
+            return;
+        };
+        let Some(c) = self.conns.get_mut(cid.0) else {
+            return;
+        };
+        if !c.server.is_connected() {
+            return;
+        }
+        while let Some(front) = s.queue.front() {
+            if front.msg.qos() != QoS::AtMostOnce && c.server.send_quota() == 0 {
+                break;
+            }
+            let Some(q) = s.queue.pop_front() else { break };
+            s.queue_bytes -= q.bytes;
+            let mut msg = q.msg;
+            if let Some(t) = q.expires_at {
+                // MQTT-3.3.2-5: expired while waiting: not delivered.
+                if t <= now {
+                    self.stats.messages_expired += 1;
+                    continue;
+                }
+                // MQTT-3.3.2-6: the time waited is subtracted.
+                let left = t.saturating_duration_since(now);
+                let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+                msg.properties.message_expiry_interval =
+                    Some(u32::try_from(secs).unwrap_or(u32::MAX));
+            }
+            match c.server.publish(now, msg) {
+                Ok(_) => self.stats.messages_out += 1,
+                Err(_) => self.stats.messages_dropped += 1,
+            }
+        }
+        if !c.in_ready {
+            c.in_ready = true;
+            self.ready.push_back(cid);
+        }
+    }
+
+    fn on_subscribe(&mut self, now: Instant, id: ConnectionId, sub: Subscribe) {
+        let Some((client_id, username, version)) = self.client_info(id) else {
+            return;
+        };
+        let Some(key) = self.conns.get(id.0).and_then(|c| c.session) else {
+            return;
+        };
+        let v5 = version.is_v5();
+        let sub_id = sub.properties.subscription_identifier;
+        let mut codes = Vec::with_capacity(sub.subscriptions.len());
+        let mut retained_for: Vec<(mqtt_wire::TopicFilter, SubOpts)> = Vec::new();
+        for s in &sub.subscriptions {
+            let filter = match SubscriptionFilter::try_from(s.filter.clone()) {
+                Ok(f) => f,
+                Err(_) => {
+                    codes.push(SubAckReasonCode::TopicFilterInvalid);
+                    continue;
+                }
+            };
+            let info = ClientInfo {
+                connection: id,
+                client_id: &client_id,
+                username: username.as_ref(),
+                version,
+            };
+            if !self.hooks.may_subscribe(&info, &filter) {
+                codes.push(SubAckReasonCode::NotAuthorized);
+                continue;
+            }
+            let Some(session) = self.sessions.get_mut(key) else {
+                return;
+            };
+            let exists = session.subs.contains_key(&filter);
+            if !exists && session.subs.len() >= self.config.max_subscriptions_per_session {
+                codes.push(SubAckReasonCode::QuotaExceeded);
+                continue;
+            }
+            // Granted: at most the server's Maximum QoS (MQTT-3.2.2-10 lets
+            // the client ask for any).
+            let qos = s.options.qos.min(self.config.server.maximum_qos);
+            let opts = SubOpts {
+                qos,
+                no_local: v5 && s.options.no_local,
+                retain_as_published: v5 && s.options.retain_as_published,
+                id: if v5 { sub_id } else { None },
+            };
+            // MQTT-3.8.4-3: the same filter replaces the subscription.
+            session.subs.insert(filter.clone(), opts);
+            self.tree.subscribe(&filter, key, opts);
+            codes.push(SubAckReasonCode::granted(qos));
+            if let SubscriptionFilter::Plain(f) = &filter {
+                // Retained messages: never for shared subscriptions.
+                let send = match s.options.retain_handling {
+                    RetainHandling::SendAtSubscribe => true, // MQTT-3.3.1-9
+                    RetainHandling::SendIfNew => !exists,    // MQTT-3.3.1-10
+                    _ => false,                              // MQTT-3.3.1-11
+                };
+                if send {
+                    retained_for.push((f.clone(), opts));
+                }
+            }
+        }
+        if let Some(c) = self.conns.get_mut(id.0) {
+            let _ = c
+                .server
+                .suback(now, sub.packet_id, codes, AckProperties::default());
+        }
+        for (filter, opts) in retained_for {
+            self.send_retained(now, key, &filter, opts);
+        }
+        self.mark_ready(id);
+    }
+
+    fn send_retained(
+        &mut self,
+        now: Instant,
+        key: SessionKey,
+        filter: &mqtt_wire::TopicFilter,
+        opts: SubOpts,
+    ) {
+        let mut found: Vec<(Publish, Option<Instant>)> = Vec::new();
+        self.retained.for_each_match(filter, |_, r| {
+            if r.expires_at.is_none_or(|t| t > now) {
+                found.push((r.msg.clone(), r.expires_at));
+            }
+        });
+        for (mut msg, expires_at) in found {
+            let q = msg.qos().min(opts.qos);
+            msg.delivery = delivery(q);
+            msg.retain = true; // sent because retained
+            if let Some(id) = opts.id {
+                let mut ids = SubscriptionIds::default();
+                ids.push(id);
+                msg.properties.subscription_identifiers = ids;
+            }
+            if let Some(t) = expires_at {
+                let left = t.saturating_duration_since(now);
+                let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+                msg.properties.message_expiry_interval =
+                    Some(u32::try_from(secs).unwrap_or(u32::MAX));
+            }
+            self.deliver(now, key, msg, expires_at);
+        }
+    }
+
+    fn on_unsubscribe(&mut self, now: Instant, id: ConnectionId, u: Unsubscribe) {
+        let Some(key) = self.conns.get(id.0).and_then(|c| c.session) else {
+            return;
+        };
+        let mut codes = Vec::with_capacity(u.filters.len());
+        for f in &u.filters {
+            // MQTT-3.10.4-1: compared character by character.
+            let code = match SubscriptionFilter::try_from(f.clone()) {
+                Ok(filter) => {
+                    let removed = self
+                        .sessions
+                        .get_mut(key)
+                        .and_then(|s| s.subs.remove(&filter))
+                        .is_some();
+                    if removed {
+                        self.tree.unsubscribe(&filter, &key);
+                        UnsubAckReasonCode::Success
+                    } else {
+                        UnsubAckReasonCode::NoSubscriptionExisted
+                    }
+                }
+                Err(_) => UnsubAckReasonCode::TopicFilterInvalid,
+            };
+            codes.push(code);
+        }
+        if let Some(c) = self.conns.get_mut(id.0) {
+            let _ = c
+                .server
+                .unsuback(now, u.packet_id, codes, AckProperties::default());
+        }
+        self.mark_ready(id);
+    }
+
+    fn publish_sys(&mut self, now: Instant) {
+        let s = self.stats();
+        let items: [(&str, u64); 8] = [
+            ("$SYS/broker/clients/connected", s.connections as u64),
+            ("$SYS/broker/sessions", s.sessions as u64),
+            ("$SYS/broker/subscriptions/count", s.subscriptions as u64),
+            (
+                "$SYS/broker/retained messages/count",
+                s.retained_messages as u64,
+            ),
+            ("$SYS/broker/messages/received", s.messages_in),
+            ("$SYS/broker/messages/sent", s.messages_out),
+            ("$SYS/broker/bytes/received", s.bytes_in),
+            ("$SYS/broker/bytes/sent", s.bytes_out),
+        ];
+        for (topic, v) in items {
+            if let Ok(t) = TopicName::try_from(topic) {
+                let p = Publish::new(t, Bytes::from(v.to_string())).with_retain(true);
+                self.route(now, None, p);
+            }
+        }
+    }
+}
+
+/// A placeholder packet id for messages in the router: the session
+/// assigns the real one on sending.
+// Evaluated at compile time: 1 is non-zero, so the panic cannot happen.
+#[allow(clippy::panic)]
+const PID1: mqtt_wire::PacketId = match mqtt_wire::PacketId::new(1) {
+    Some(p) => p,
+    None => panic!("1 is a valid packet id"),
+};
+
+fn delivery(q: QoS) -> mqtt_wire::Delivery {
+    match q {
+        QoS::AtMostOnce => mqtt_wire::Delivery::AtMostOnce,
+        QoS::AtLeastOnce => mqtt_wire::Delivery::AtLeastOnce(PID1),
+        QoS::ExactlyOnce => mqtt_wire::Delivery::ExactlyOnce(PID1),
+    }
+}
+
+/// Bytes a message holds for bounds: topic plus payload.
+fn msg_bytes(p: &Publish) -> usize {
+    p.topic.as_ref().map_or(0, |t| t.len()) + p.payload.len()
+}
