@@ -40,7 +40,8 @@ pub struct ServerConfig {
     /// client that never speaks must not hold a connection).
     pub connect_timeout: Duration,
     /// Receive Maximum announced: inbound QoS 1/2 messages not yet
-    /// acknowledged; more is a violation (0x93). Default 1,024 (bounds
+    /// acknowledged; more is a violation (0x93, 5.0 only: 3.1.1 has no
+    /// Receive Maximum to enforce). Default 1,024 (bounds
     /// what one client can make the server hold).
     pub receive_maximum: NonZeroU16,
     /// Largest packet accepted. Default [`DEFAULT_MAX_PACKET_SIZE`].
@@ -208,6 +209,8 @@ pub struct ServerConnection {
     reauthenticating: bool,
     /// The session tables were moved out by `take_session`.
     session_taken: bool,
+    /// A CONNACK 0x00 was sent (the session belongs to the client).
+    accepted: bool,
 }
 
 macro_rules! send_trimmed {
@@ -256,6 +259,7 @@ impl ServerConnection {
             latest: now,
             reauthenticating: false,
             session_taken: false,
+            accepted: false,
         }
     }
 
@@ -302,10 +306,11 @@ impl ServerConnection {
     }
 
     /// The session tables, once the connection is closed (for the client's
-    /// next connection, [`Accept::session`]). `None` before the close or
-    /// when already taken.
+    /// next connection, [`Accept::session`]). `None` before the close,
+    /// when already taken, or when the connection was never accepted.
     pub fn take_session(&mut self) -> Option<SessionState> {
-        if self.state != State::Closed || self.session_taken {
+        // A connection never accepted holds no session of the client's.
+        if self.state != State::Closed || self.session_taken || !self.accepted {
             return None;
         }
         self.session_taken = true;
@@ -385,6 +390,7 @@ impl ServerConnection {
         // (MQTT-3.1.2-29 names it), so only the size rule applies.
         send_trimmed!(self, ack, true)?;
         self.state = State::Connected;
+        self.accepted = true;
         self.deadline = None;
         self.keep_alive = if v5 {
             self.config
