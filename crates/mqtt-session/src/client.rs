@@ -175,8 +175,9 @@ pub enum Event {
     /// A SUBSCRIBE or UNSUBSCRIBE whose answer never came before the
     /// connection ended (they are not resent on the next connection).
     RequestLost(PacketId),
-    /// The server did not keep the session: these messages were not
-    /// acknowledged and will not be resent; the application decides.
+    /// The session is gone (the server did not keep it, or `connect` with
+    /// Clean Start 1 discarded it): these messages were not acknowledged
+    /// and will not be resent; the application decides.
     SessionLost {
         /// QoS 1/2 messages without PUBACK or PUBREC.
         unacknowledged: Vec<Publish>,
