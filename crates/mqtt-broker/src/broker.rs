@@ -10,13 +10,14 @@ use mqtt_session::{AckMode, CloseReason, SessionState};
 use mqtt_topic::{Match, RetainedIndex, SubscriptionFilter, SubscriptionTree};
 use mqtt_wire::{
     AckProperties, Auth, AuthProperties, ConnAckProperties, Connect, ConnectReasonCode,
-    DisconnectProperties, DisconnectReasonCode, LastWill, MqttString, ProtocolVersion,
+    DisconnectProperties, DisconnectReasonCode, LastWill, MqttString, PacketId, ProtocolVersion,
     PubAckReasonCode, Publish, QoS, RetainHandling, SubAckReasonCode, Subscribe, SubscriptionId,
     SubscriptionIds, TopicName, UnsubAckReasonCode, Unsubscribe,
 };
 
 use crate::hooks::{AllowAll, AuthDecision, ClientInfo, Hooks};
 use crate::slab::{Key, Slab};
+use crate::store::{MemoryOnly, Store, StoredSession, StoredSubscription};
 use crate::{BrokerConfig, Error, Stats};
 
 /// Identifies one connection: a slot and the generation of its use, so an
@@ -105,6 +106,8 @@ struct Queued {
     msg: Publish,
     expires_at: Option<Instant>,
     bytes: usize,
+    /// Store id of the copy (0: not stored).
+    msg_id: u64,
 }
 
 type SessionKey = Key;
@@ -125,6 +128,15 @@ struct Session {
     will: Option<(LastWill, Instant)>,
     /// Deadline currently in the timer heap.
     armed: Option<Instant>,
+    /// Store ids of the copies in flight, by packet id.
+    inflight: BTreeMap<u16, u64>,
+}
+
+impl Session {
+    /// Kept beyond its connection, so reported to the store.
+    fn persistent(&self) -> bool {
+        self.expiry > 0
+    }
 }
 
 #[derive(Debug)]
@@ -153,9 +165,11 @@ enum Timer {
 /// messages, keeps retained messages and wills. See the crate docs for the
 /// call contract.
 #[derive(Debug)]
-pub struct Broker<H: Hooks = AllowAll> {
+pub struct Broker<H: Hooks = AllowAll, S: Store = MemoryOnly> {
     config: BrokerConfig,
     hooks: H,
+    store: S,
+    next_msg_id: u64,
     conns: Slab<Conn>,
     sessions: Slab<Session>,
     by_client: HashMap<MqttString, SessionKey>,
@@ -173,21 +187,31 @@ pub struct Broker<H: Hooks = AllowAll> {
     sys_armed: bool,
 }
 
-impl Broker<AllowAll> {
+impl Broker<AllowAll, MemoryOnly> {
     /// A broker with `config` and permissive hooks.
     pub fn new(config: BrokerConfig) -> Self {
         Broker::with_hooks(config, AllowAll)
     }
 }
 
-impl<H: Hooks> Broker<H> {
-    /// A broker with `config` and `hooks`.
-    pub fn with_hooks(mut config: BrokerConfig, hooks: H) -> Self {
+impl<H: Hooks> Broker<H, MemoryOnly> {
+    /// A broker with `config` and `hooks`, state in memory only.
+    pub fn with_hooks(config: BrokerConfig, hooks: H) -> Self {
+        Broker::with_store(config, hooks, MemoryOnly)
+    }
+}
+
+impl<H: Hooks, S: Store> Broker<H, S> {
+    /// A broker with `config`, `hooks` and a persistent `store` (see
+    /// [`Store`] for when it is called).
+    pub fn with_store(mut config: BrokerConfig, hooks: H, store: S) -> Self {
         // The broker decides each acknowledgement's reason code.
         config.server.ack_mode = AckMode::Manual;
         Broker {
             config,
             hooks,
+            store,
+            next_msg_id: 1,
             conns: Slab::new(),
             sessions: Slab::new(),
             by_client: HashMap::new(),
@@ -209,6 +233,83 @@ impl<H: Hooks> Broker<H> {
     /// The hooks.
     pub fn hooks_mut(&mut self) -> &mut H {
         &mut self.hooks
+    }
+
+    /// The store.
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+
+    /// Loads what a [`Store`] kept: persistent sessions (offline, expiring
+    /// `expiry` seconds from `now`, their copies queued for delivery) and
+    /// retained messages. Call before accepting connections.
+    pub fn restore(
+        &mut self,
+        now: Instant,
+        sessions: Vec<StoredSession>,
+        retained: Vec<Publish>,
+    ) -> Result<(), Error> {
+        let now = self.touch(now);
+        for msg in retained {
+            if let Some(topic) = msg.topic.clone() {
+                let expires_at = msg
+                    .properties
+                    .message_expiry_interval
+                    .and_then(|s| now.checked_add(Duration::from_secs(u64::from(s))));
+                self.store_retained_quiet(&topic, &msg, expires_at);
+            }
+        }
+        for stored in sessions {
+            if self.by_client.contains_key(&stored.client_id) {
+                continue;
+            }
+            if self.sessions.len() >= self.config.max_sessions {
+                return Err(Error::TooManySessions);
+            }
+            let expiry = stored.expiry.min(self.config.max_session_expiry).max(1);
+            let mut session = Session {
+                client_id: stored.client_id.clone(),
+                conn: None,
+                subs: BTreeMap::new(),
+                queue: VecDeque::new(),
+                queue_bytes: 0,
+                flows: None,
+                expiry,
+                expires_at: now.checked_add(Duration::from_secs(u64::from(expiry))),
+                will: None,
+                armed: None,
+                inflight: BTreeMap::new(),
+            };
+            for (id, msg) in stored.messages {
+                self.next_msg_id = self.next_msg_id.max(id.saturating_add(1));
+                let bytes = msg_bytes(&msg);
+                session.queue_bytes += bytes;
+                session.queue.push_back(Queued {
+                    msg,
+                    expires_at: None,
+                    bytes,
+                    msg_id: id,
+                });
+            }
+            let Some(key) = self.sessions.insert(session) else {
+                return Err(Error::TooManySessions);
+            };
+            for (filter, s) in stored.subscriptions {
+                let opts = SubOpts {
+                    qos: s.qos,
+                    no_local: s.no_local,
+                    retain_as_published: s.retain_as_published,
+                    id: s.subscription_id,
+                };
+                self.tree.subscribe(&filter, key, opts);
+                if let Some(sess) = self.sessions.get_mut(key) {
+                    sess.subs.insert(filter, opts);
+                }
+            }
+            self.by_client.insert(stored.client_id, key);
+            self.arm_session(key);
+        }
+        Ok(())
     }
 
     /// The settings.
@@ -496,12 +597,13 @@ impl<H: Hooks> Broker<H> {
                 ConnEvent::Connect(connect) => self.on_connect(now, id, connect),
                 ConnEvent::Auth(auth) => self.events.push_back(Event::AuthStep { id, auth }),
                 ConnEvent::Publish(p) => self.on_publish(now, id, p),
-                ConnEvent::PubAck(_) | ConnEvent::PubComp(_) | ConnEvent::PubRecFailed(_) => {
-                    if let Some(key) = self.conns.get(id.0).and_then(|c| c.session) {
-                        self.pump(now, key);
-                    }
+                ConnEvent::PubAck(a) => self.copy_done(now, id, Some(a.packet_id)),
+                ConnEvent::PubComp(c) => self.copy_done(now, id, Some(c.packet_id)),
+                ConnEvent::PubRecFailed(r) => self.copy_done(now, id, Some(r.packet_id)),
+                ConnEvent::Dropped(p) => {
+                    self.stats.messages_dropped += 1;
+                    self.copy_done(now, id, p.packet_id());
                 }
-                ConnEvent::Dropped(_) => self.stats.messages_dropped += 1,
                 ConnEvent::Subscribe(s) => self.on_subscribe(now, id, s),
                 ConnEvent::Unsubscribe(u) => self.on_unsubscribe(now, id, u),
                 ConnEvent::Closed(reason) => self.on_closed(now, id, reason),
@@ -510,6 +612,20 @@ impl<H: Hooks> Broker<H> {
         }
         self.mark_ready(id);
         self.arm_conn(id);
+    }
+
+    /// A copy in flight to connection `id` is finished: tell the store,
+    /// then send what waits in the queue.
+    fn copy_done(&mut self, now: Instant, id: ConnectionId, packet_id: Option<PacketId>) {
+        let Some(key) = self.conns.get(id.0).and_then(|c| c.session) else {
+            return;
+        };
+        if let (Some(pid), Some(s)) = (packet_id, self.sessions.get_mut(key)) {
+            if let Some(msg_id) = s.inflight.remove(&pid.get()) {
+                self.store.message_done(&s.client_id, msg_id);
+            }
+        }
+        self.pump(now, key);
     }
 
     fn on_connect(&mut self, now: Instant, id: ConnectionId, connect: Box<Connect>) {
@@ -619,6 +735,7 @@ impl<H: Hooks> Broker<H> {
                     expires_at: None,
                     will: None,
                     armed: None,
+                    inflight: BTreeMap::new(),
                 };
                 let Some(key) = self.sessions.insert(s) else {
                     return;
@@ -629,6 +746,12 @@ impl<H: Hooks> Broker<H> {
         };
         let flows = self.sessions.get_mut(key).and_then(|s| {
             s.conn = Some(id);
+            if expiry > 0 && (!session_present || s.expiry != expiry) {
+                self.store.session_saved(&client_id, expiry);
+            } else if expiry == 0 && s.expiry > 0 {
+                // No longer persistent: the store forgets it.
+                self.store.session_ended(&client_id);
+            }
             s.expiry = expiry;
             s.expires_at = None;
             s.flows.take()
@@ -690,7 +813,15 @@ impl<H: Hooks> Broker<H> {
                     s.flows = flows;
                     if let CloseReason::PeerDisconnected(d) = &reason {
                         if let Some(e) = d.properties.session_expiry_interval {
-                            s.expiry = e.min(self.config.max_session_expiry);
+                            let e = e.min(self.config.max_session_expiry);
+                            if e != s.expiry {
+                                if e > 0 {
+                                    self.store.session_saved(&s.client_id, e);
+                                } else {
+                                    self.store.session_ended(&s.client_id);
+                                }
+                            }
+                            s.expiry = e;
                         }
                     }
                 }
@@ -763,6 +894,9 @@ impl<H: Hooks> Broker<H> {
         }
         for f in s.subs.keys() {
             self.tree.unsubscribe(f, &key);
+        }
+        if s.persistent() {
+            self.store.session_ended(&s.client_id);
         }
         self.stats.messages_dropped += s.queue.len() as u64;
         if publish_will {
@@ -938,13 +1072,29 @@ impl<H: Hooks> Broker<H> {
         delivered
     }
 
+    /// Sets or clears the retained message of `topic` and reports the
+    /// change to the store.
     fn store_retained(&mut self, topic: &TopicName, msg: &Publish, expires_at: Option<Instant>) {
+        match self.store_retained_quiet(topic, msg, expires_at) {
+            Some(true) => self.store.retained(topic, Some(msg)),
+            Some(false) => self.store.retained(topic, None),
+            None => {}
+        }
+    }
+
+    /// Sets (`Some(true)`), clears (`Some(false)`) or, over the bounds,
+    /// leaves (`None`) the retained message of `topic`.
+    fn store_retained_quiet(
+        &mut self,
+        topic: &TopicName,
+        msg: &Publish,
+        expires_at: Option<Instant>,
+    ) -> Option<bool> {
         if msg.payload.is_empty() {
             // MQTT-3.3.1-6 / MQTT-3.3.1-7: an empty payload clears.
-            if let Some(old) = self.retained.remove(topic) {
-                self.retained_bytes -= msg_bytes(&old.msg);
-            }
-            return;
+            let old = self.retained.remove(topic)?;
+            self.retained_bytes -= msg_bytes(&old.msg);
+            return Some(false);
         }
         let mut stored = msg.clone();
         stored.dup = false;
@@ -957,7 +1107,7 @@ impl<H: Hooks> Broker<H> {
             || after > self.config.max_retained_bytes
         {
             self.stats.retained_refused += 1;
-            return;
+            return None;
         }
         // MQTT-3.3.1-5: replaces the earlier one.
         self.retained.insert(
@@ -968,10 +1118,13 @@ impl<H: Hooks> Broker<H> {
             },
         );
         self.retained_bytes = after;
+        Some(true)
     }
 
     /// Hands `msg` to session `key`: sent now when its connection has
-    /// quota and nothing queued, queued otherwise (within bounds).
+    /// quota and nothing queued, queued otherwise (within bounds). A copy
+    /// kept for a persistent session (QoS 1/2, or queued) is reported to
+    /// the store first.
     fn deliver(
         &mut self,
         now: Instant,
@@ -983,35 +1136,54 @@ impl<H: Hooks> Broker<H> {
             return;
         };
         let conn = s.conn;
-        if let Some(cid) = conn {
-            if s.queue.is_empty() {
-                if let Some(c) = self.conns.get_mut(cid.0) {
-                    if c.server.is_connected()
-                        && (msg.qos() == QoS::AtMostOnce || c.server.send_quota() > 0)
-                    {
-                        match c.server.publish(now, msg) {
-                            Ok(_) => self.stats.messages_out += 1,
-                            // Too large for this client: skipped
-                            // (MQTT-3.1.2-25); other failures likewise.
-                            Err(_) => self.stats.messages_dropped += 1,
-                        }
-                        self.mark_ready(cid);
-                        return;
-                    }
-                }
-            }
-        } else if msg.qos() == QoS::AtMostOnce && !self.config.queue_qos0_offline {
+        let qos0 = msg.qos() == QoS::AtMostOnce;
+        let direct = conn.and_then(|cid| {
+            let c = self.conns.get(cid.0)?;
+            let ok = s.queue.is_empty()
+                && c.server.is_connected()
+                && (qos0 || c.server.send_quota() > 0);
+            ok.then_some(cid)
+        });
+        if conn.is_none() && qos0 && !self.config.queue_qos0_offline {
             return;
         }
         let bytes = msg_bytes(&msg);
-        let s = match self.sessions.get_mut(key) {
-            Some(s) => s,
-            None => return,
-        };
-        if s.queue.len() >= self.config.max_queued_messages
-            || s.queue_bytes + bytes > self.config.max_queued_bytes
+        if direct.is_none()
+            && (s.queue.len() >= self.config.max_queued_messages
+                || s.queue_bytes + bytes > self.config.max_queued_bytes)
         {
+            // Bounded queue: the new copy is dropped and counted.
             self.stats.messages_dropped += 1;
+            return;
+        }
+        let msg_id = if s.persistent() && (!qos0 || direct.is_none()) {
+            let id = self.next_msg_id;
+            self.next_msg_id += 1;
+            self.store.message_added(&s.client_id, id, &msg);
+            id
+        } else {
+            0
+        };
+        if let Some(cid) = direct {
+            if let Some(c) = self.conns.get_mut(cid.0) {
+                match c.server.publish(now, msg) {
+                    Ok(pid) => {
+                        self.stats.messages_out += 1;
+                        if let (Some(pid), true) = (pid, msg_id != 0) {
+                            s.inflight.insert(pid.get(), msg_id);
+                        }
+                    }
+                    // Too large for this client: skipped (MQTT-3.1.2-25);
+                    // other failures likewise.
+                    Err(_) => {
+                        self.stats.messages_dropped += 1;
+                        if msg_id != 0 {
+                            self.store.message_done(&s.client_id, msg_id);
+                        }
+                    }
+                }
+            }
+            self.mark_ready(cid);
             return;
         }
         s.queue_bytes += bytes;
@@ -1019,6 +1191,7 @@ impl<H: Hooks> Broker<H> {
             msg,
             expires_at,
             bytes,
+            msg_id,
         });
         if conn.is_some() {
             self.pump(now, key);
@@ -1050,6 +1223,9 @@ impl<H: Hooks> Broker<H> {
                 // MQTT-3.3.2-5: expired while waiting: not delivered.
                 if t <= now {
                     self.stats.messages_expired += 1;
+                    if q.msg_id != 0 {
+                        self.store.message_done(&s.client_id, q.msg_id);
+                    }
                     continue;
                 }
                 // MQTT-3.3.2-6: the time waited is subtracted.
@@ -1059,8 +1235,24 @@ impl<H: Hooks> Broker<H> {
                     Some(u32::try_from(secs).unwrap_or(u32::MAX));
             }
             match c.server.publish(now, msg) {
-                Ok(_) => self.stats.messages_out += 1,
-                Err(_) => self.stats.messages_dropped += 1,
+                Ok(Some(pid)) => {
+                    self.stats.messages_out += 1;
+                    if q.msg_id != 0 {
+                        s.inflight.insert(pid.get(), q.msg_id);
+                    }
+                }
+                Ok(None) => {
+                    self.stats.messages_out += 1;
+                    if q.msg_id != 0 {
+                        self.store.message_done(&s.client_id, q.msg_id);
+                    }
+                }
+                Err(_) => {
+                    self.stats.messages_dropped += 1;
+                    if q.msg_id != 0 {
+                        self.store.message_done(&s.client_id, q.msg_id);
+                    }
+                }
             }
         }
         if !c.in_ready {
@@ -1117,6 +1309,15 @@ impl<H: Hooks> Broker<H> {
             };
             // MQTT-3.8.4-3: the same filter replaces the subscription.
             session.subs.insert(filter.clone(), opts);
+            if session.persistent() {
+                let stored = StoredSubscription {
+                    qos: opts.qos,
+                    no_local: opts.no_local,
+                    retain_as_published: opts.retain_as_published,
+                    subscription_id: opts.id,
+                };
+                self.store.subscribed(&session.client_id, &filter, &stored);
+            }
             self.tree.subscribe(&filter, key, opts);
             codes.push(SubAckReasonCode::granted(qos));
             if let SubscriptionFilter::Plain(f) = &filter {
@@ -1183,11 +1384,16 @@ impl<H: Hooks> Broker<H> {
             // MQTT-3.10.4-1: compared character by character.
             let code = match SubscriptionFilter::try_from(f.clone()) {
                 Ok(filter) => {
-                    let removed = self
-                        .sessions
-                        .get_mut(key)
-                        .and_then(|s| s.subs.remove(&filter))
-                        .is_some();
+                    let removed = match self.sessions.get_mut(key) {
+                        Some(s) => {
+                            let removed = s.subs.remove(&filter).is_some();
+                            if removed && s.persistent() {
+                                self.store.unsubscribed(&s.client_id, &filter);
+                            }
+                            removed
+                        }
+                        None => false,
+                    };
                     if removed {
                         self.tree.unsubscribe(&filter, &key);
                         UnsubAckReasonCode::Success

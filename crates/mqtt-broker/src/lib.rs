@@ -92,12 +92,14 @@ mod broker;
 mod config;
 mod hooks;
 mod slab;
+mod store;
 
 use core::fmt;
 
 pub use broker::{Broker, ConnectionId, Event};
 pub use config::BrokerConfig;
 pub use hooks::{AllowAll, AuthDecision, ClientInfo, Hooks};
+pub use store::{MemoryOnly, Store, StoredSession, StoredSubscription};
 
 /// Misuse of the broker API: refused, nothing changed.
 #[non_exhaustive]
@@ -105,6 +107,8 @@ pub use hooks::{AllowAll, AuthDecision, ClientInfo, Hooks};
 pub enum Error {
     /// `max_connections` reached: close the new transport.
     TooManyConnections,
+    /// `max_sessions` reached while restoring.
+    TooManySessions,
     /// No open connection has this id.
     UnknownConnection,
     /// The connection has no CONNECT awaiting a decision.
@@ -119,6 +123,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::TooManyConnections => f.write_str("too many connections"),
+            Error::TooManySessions => f.write_str("too many sessions"),
             Error::UnknownConnection => f.write_str("unknown connection"),
             Error::NoPendingAuthentication => f.write_str("no authentication pending"),
             Error::MissingTopic => f.write_str("message without a topic name"),
