@@ -680,6 +680,27 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         };
         let expiry = requested.min(self.config.max_session_expiry);
 
+        // The Will is published in this client's name: a topic it may not
+        // publish to refuses the CONNECT (0x87) rather than bypass the ACL.
+        if let Some(w) = &connect.will {
+            let info = ClientInfo {
+                connection: id,
+                client_id: &client_id,
+                username: connect.username.as_ref(),
+                version: connect.protocol,
+            };
+            if !self.hooks.may_publish(&info, &w.topic) {
+                if let Some(c) = self.conns.get_mut(id.0) {
+                    let _ = c.server.reject(
+                        now,
+                        ConnectReasonCode::NotAuthorized,
+                        ConnAckProperties::default(),
+                    );
+                }
+                return;
+            }
+        }
+
         let mut existing = self.by_client.get(&client_id).copied();
         // Session takeover (MQTT-3.1.4-3): the old connection gets
         // DISCONNECT 0x8E and is closed; its session is detached first.
@@ -1004,6 +1025,8 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         let mut rr = self.share_rr;
+        // Share groups' picks: a copy each, not merged (MQTT 5.0 §4.8.2).
+        let mut shared: Vec<(SessionKey, SubOpts)> = Vec::new();
         {
             let sessions = &self.sessions;
             self.tree.for_each_match(&topic, |m| match m {
@@ -1025,7 +1048,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                         }
                     }
                     if let Some(p) = pick {
-                        scratch.push(p);
+                        shared.push(p);
                     }
                 }
             });
@@ -1064,6 +1087,21 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             out.delivery = delivery(q);
             // MQTT-3.3.1-12 / MQTT-3.3.1-13
             out.retain = rap && msg.retain;
+            out.properties.subscription_identifiers = ids;
+            self.deliver(now, key, out, expires_at);
+            delivered += 1;
+        }
+        // A share group's copy carries only that subscription's QoS and
+        // identifier (MQTT-3.3.4-5, MQTT-4.8.2-3), even for a member that
+        // also has a matching non-shared subscription.
+        for (key, o) in shared {
+            let mut out = msg.clone();
+            out.delivery = delivery(msg.qos().min(o.qos));
+            out.retain = o.retain_as_published && msg.retain;
+            let mut ids = SubscriptionIds::default();
+            if let Some(id) = o.id {
+                ids.push(id);
+            }
             out.properties.subscription_identifiers = ids;
             self.deliver(now, key, out, expires_at);
             delivered += 1;
