@@ -419,20 +419,15 @@ impl<H: Hooks, S: Store> Broker<H, S> {
     ) -> Result<(), Error> {
         let now = self.touch(now);
         let c = self.conns.get_mut(id.0).ok_or(Error::UnknownConnection)?;
-        let connect = c.pending.take().ok_or(Error::NoPendingAuthentication)?;
-        match decision {
-            AuthDecision::Allow => self.finish_connect(now, id, connect),
-            AuthDecision::Deny(code) => {
-                if let Some(c) = self.conns.get_mut(id.0) {
-                    let _ = c.server.reject(now, code, ConnAckProperties::default());
-                }
-            }
-            AuthDecision::Defer => {
-                if let Some(c) = self.conns.get_mut(id.0) {
-                    c.pending = Some(connect);
-                }
-                return Err(Error::NoPendingAuthentication);
-            }
+        if c.pending.is_none() {
+            return Err(Error::NoPendingAuthentication);
+        }
+        if decision == AuthDecision::Defer {
+            // Still undecided: keep waiting (under the connect deadline).
+            return Ok(());
+        }
+        if let Some(connect) = c.pending.take() {
+            self.decide(now, id, connect, decision);
         }
         self.drive(now, id);
         Ok(())
@@ -634,7 +629,12 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         } else {
             self.hooks.authenticate(&connect)
         };
-        match decision {
+        self.decide(now, id, connect, decision);
+    }
+
+    /// Applies an authentication decision to the CONNECT of `id`.
+    fn decide(&mut self, now: Instant, id: ConnectionId, connect: Box<Connect>, d: AuthDecision) {
+        match d {
             AuthDecision::Allow => self.finish_connect(now, id, connect),
             AuthDecision::Deny(code) => {
                 if let Some(c) = self.conns.get_mut(id.0) {
