@@ -1,0 +1,109 @@
+//! Authentication decisions that need the wrapper: `AuthDecision::Defer`,
+//! `Event::Authenticate`, `Broker::authenticated`, under the connect
+//! deadline.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use mqtt_broker::{AuthDecision, BrokerConfig, Error, Event, Hooks};
+use mqtt_wire::{Connect, ConnectReasonCode};
+
+/// Defers every CONNECT to the wrapper.
+struct AskWrapper;
+
+impl Hooks for AskWrapper {
+    fn authenticate(&mut self, _: &Connect) -> AuthDecision {
+        AuthDecision::Defer
+    }
+}
+
+fn pending(w: &mut World<AskWrapper>) -> Vec<(mqtt_broker::ConnectionId, String)> {
+    w.events
+        .drain(..)
+        .filter_map(|e| match e {
+            Event::Authenticate { id, connect } => Some((id, connect.client_id.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn deferred_connect_waits_for_the_wrapper_then_connects() {
+    let mut w = World::with_hooks(BrokerConfig::default(), AskWrapper);
+    let a = w.add(v5("a"));
+    assert_eq!(w.connect(a), None, "no CONNACK before the decision");
+    let asked = pending(&mut w);
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].1, "a");
+    // Still undecided: nothing happens.
+    w.broker
+        .authenticated(asked[0].0, w.now, AuthDecision::Defer)
+        .unwrap();
+    w.run();
+    assert_eq!(w.last_connack(a), None);
+    // Allowed: the CONNACK goes out.
+    w.broker
+        .authenticated(asked[0].0, w.now, AuthDecision::Allow)
+        .unwrap();
+    w.run();
+    assert_eq!(
+        w.last_connack(a).unwrap().reason_code,
+        ConnectReasonCode::Success
+    );
+    // A second answer has nothing to answer.
+    assert_eq!(
+        w.broker
+            .authenticated(asked[0].0, w.now, AuthDecision::Allow),
+        Err(Error::NoPendingAuthentication)
+    );
+}
+
+#[test]
+fn deferred_connect_refused_by_the_wrapper() {
+    let mut w = World::with_hooks(BrokerConfig::default(), AskWrapper);
+    let a = w.add(v5("a"));
+    w.connect(a);
+    let asked = pending(&mut w);
+    w.broker
+        .authenticated(
+            asked[0].0,
+            w.now,
+            AuthDecision::Deny(ConnectReasonCode::BadUserNameOrPassword),
+        )
+        .unwrap();
+    w.run();
+    assert_eq!(
+        w.last_connack(a).unwrap().reason_code,
+        ConnectReasonCode::BadUserNameOrPassword
+    );
+    assert!(!w.is_open(a), "refused connection is closed");
+    assert_eq!(w.stats().sessions, 0);
+}
+
+#[test]
+fn unanswered_connect_closes_at_the_connect_deadline() {
+    let cfg = BrokerConfig::default();
+    let timeout = cfg.server.connect_timeout;
+    let mut w = World::with_hooks(cfg, AskWrapper);
+    let a = w.add(v5("a"));
+    w.connect(a);
+    let asked = pending(&mut w);
+    w.advance(timeout - Duration::from_millis(1));
+    assert!(w.is_open(a));
+    w.advance(Duration::from_millis(2));
+    assert!(!w.is_open(a), "closed at the deadline");
+    assert_eq!(w.last_connack(a), None);
+    // The late answer finds nothing.
+    assert!(w
+        .broker
+        .authenticated(asked[0].0, w.now, AuthDecision::Allow)
+        .is_err());
+}
