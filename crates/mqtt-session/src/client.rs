@@ -186,8 +186,10 @@ pub enum Event {
         unreleased: Vec<PacketId>,
     },
     /// A stored QoS 1/2 message was not resent on this connection because
-    /// it exceeds the server's (new) Maximum Packet Size (MQTT-3.2.2-15):
-    /// it is out of the session; the application decides.
+    /// the server's new limits forbid it: larger than its Maximum Packet
+    /// Size (MQTT-3.2.2-15), above its Maximum QoS (MQTT-3.2.2-11), or
+    /// retained without Retain Available (MQTT-3.2.2-14). It is out of the
+    /// session; the application decides.
     Dropped(Publish),
     /// A re-authentication succeeded.
     Reauthenticated,
@@ -894,6 +896,8 @@ impl Client {
         }
         self.core.peer_max_packet = s.maximum_packet_size;
         self.core.peer_receive_maximum = s.receive_maximum;
+        self.core.peer_maximum_qos = s.maximum_qos;
+        self.core.peer_retain = s.retain_available;
         self.core
             .set_out_aliases(s.topic_alias_maximum, self.config.topic_aliases);
     }

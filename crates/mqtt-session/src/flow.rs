@@ -255,6 +255,10 @@ pub(crate) struct Core {
     pub(crate) peer_max_packet: u32,
     /// The peer's Receive Maximum (our send quota's ceiling).
     pub(crate) peer_receive_maximum: u16,
+    /// The peer's Maximum QoS (a 5.0 server's CONNACK; QoS 2 otherwise).
+    pub(crate) peer_maximum_qos: QoS,
+    /// Whether the peer accepts RETAIN (a 5.0 server's Retain Available).
+    pub(crate) peer_retain: bool,
     /// Entries of `flows.out` sent on this connection.
     sent_in_flight: usize,
     /// The peer's Topic Alias Maximum (aliases we may use).
@@ -282,6 +286,8 @@ impl Core {
             out: BytesMut::new(),
             peer_max_packet: MAX_PACKET_SIZE,
             peer_receive_maximum: u16::MAX,
+            peer_maximum_qos: QoS::ExactlyOnce,
+            peer_retain: true,
             sent_in_flight: 0,
             out_alias_max: 0,
             out_alias_enabled: false,
@@ -300,6 +306,8 @@ impl Core {
         self.out = BytesMut::new();
         self.peer_max_packet = MAX_PACKET_SIZE;
         self.peer_receive_maximum = u16::MAX;
+        self.peer_maximum_qos = QoS::ExactlyOnce;
+        self.peer_retain = true;
         self.sent_in_flight = 0;
         for e in self.flows.out.values_mut() {
             e.sent = false;
@@ -507,7 +515,15 @@ impl Core {
             let state = entry.state.clone();
             match state {
                 OutState::Publish(p) => {
-                    if self.transmit_publish(&p).is_err() {
+                    // A message stored under an earlier connection's limits
+                    // that this connection's peer no longer accepts (lower
+                    // Maximum QoS, Retain Available withdrawn, smaller
+                    // Maximum Packet Size) cannot be resent as it was
+                    // (MQTT-3.2.2-11, MQTT-3.2.2-14, MQTT-3.2.2-15):
+                    // dropped and reported, never sent nor silently lost.
+                    let allowed =
+                        p.qos() <= self.peer_maximum_qos && (self.peer_retain || !p.retain);
+                    if !allowed || self.transmit_publish(&p).is_err() {
                         // It no longer fits the peer's limits (smaller
                         // Maximum Packet Size on this connection): treated
                         // as delivered, as a server does (MQTT-3.1.2-25),
