@@ -284,9 +284,15 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                 self.next_msg_id = self.next_msg_id.max(id.saturating_add(1));
                 let bytes = msg_bytes(&msg);
                 session.queue_bytes += bytes;
+                // The expiry counts again from the restore (the time spent
+                // before the restart is not known).
+                let expires_at = msg
+                    .properties
+                    .message_expiry_interval
+                    .and_then(|s| now.checked_add(Duration::from_secs(u64::from(s))));
                 session.queue.push_back(Queued {
                     msg,
-                    expires_at: None,
+                    expires_at,
                     bytes,
                     msg_id: id,
                 });
@@ -399,13 +405,23 @@ impl<H: Hooks, S: Store> Broker<H, S> {
     /// Closes connection `id` (DISCONNECT 0x98 Administrative action in
     /// 5.0).
     pub fn close(&mut self, id: ConnectionId, now: Instant) -> Result<(), Error> {
+        self.disconnect(id, now, DisconnectReasonCode::AdministrativeAction)
+    }
+
+    /// Closes connection `id` with a DISCONNECT carrying `reason` in 5.0
+    /// (for example 0x8B Server shutting down, 0x9C Use another server);
+    /// 3.1.1 connections are just closed.
+    pub fn disconnect(
+        &mut self,
+        id: ConnectionId,
+        now: Instant,
+        reason: DisconnectReasonCode,
+    ) -> Result<(), Error> {
         let now = self.touch(now);
         let c = self.conns.get_mut(id.0).ok_or(Error::UnknownConnection)?;
-        let _ = c.server.disconnect(
-            now,
-            DisconnectReasonCode::AdministrativeAction,
-            DisconnectProperties::default(),
-        );
+        let _ = c
+            .server
+            .disconnect(now, reason, DisconnectProperties::default());
         self.drive(now, id);
         Ok(())
     }

@@ -14,7 +14,9 @@ pub struct BrokerConfig {
     /// availability, server keep alive, connect timeout). The broker
     /// acknowledges messages itself, so `ack_mode` is ignored.
     pub server: ServerConfig,
-    /// Connections open at once; more are refused with 0x89 Server busy.
+    /// Connections open at once; `Broker::accept` refuses more with
+    /// `Error::TooManyConnections` (close the transport: no CONNECT has
+    /// been read, so no CONNACK can be sent).
     /// Default 100,000: each costs about a kilobyte idle.
     pub max_connections: usize,
     /// Sessions kept (connected or not); a new client beyond it is refused

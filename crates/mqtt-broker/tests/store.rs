@@ -336,3 +336,23 @@ fn non_persistent_sessions_are_never_reported() {
         store.0.lock().unwrap().log
     );
 }
+
+#[test]
+fn restored_copies_still_expire() {
+    let mut w = World::new(Shared::default());
+    let mut m = msg("t/x", b"soon", QoS::AtLeastOnce);
+    m.properties.message_expiry_interval = Some(10);
+    let stored = StoredSession {
+        client_id: MqttString::from_static("sub"),
+        expiry: 3600,
+        subscriptions: vec![],
+        messages: vec![(7, m), (8, msg("t/x", b"forever", QoS::AtLeastOnce))],
+    };
+    w.broker.restore(w.now, vec![stored], vec![]).unwrap();
+    w.now += std::time::Duration::from_secs(11);
+    let sub = w.client("sub", false, 3600);
+    w.connect(sub);
+    let got: Vec<Vec<u8>> = w.received(sub).iter().map(|p| p.payload.to_vec()).collect();
+    assert_eq!(got, vec![b"forever".to_vec()]);
+    assert_eq!(w.broker.stats().messages_expired, 1);
+}

@@ -211,7 +211,11 @@ impl BrokerTask {
             }
             ToBroker::Shutdown => {
                 for id in self.links.keys() {
-                    let _ = self.broker.close(*id, now);
+                    let _ = self.broker.disconnect(
+                        *id,
+                        now,
+                        mqtt_wire::DisconnectReasonCode::ServerShuttingDown,
+                    );
                 }
                 return false;
             }
