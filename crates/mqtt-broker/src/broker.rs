@@ -465,6 +465,25 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         Ok(())
     }
 
+    /// Ends a re-authentication (an [`Event::AuthStep`] with reason 0x19
+    /// and what followed) successfully: AUTH 0x00 with `data`. A failed
+    /// re-authentication is a [`disconnect`](Self::disconnect) with 0x87
+    /// (MQTT-4.12.1-2).
+    pub fn reauthenticated(
+        &mut self,
+        id: ConnectionId,
+        now: Instant,
+        data: Option<Bytes>,
+    ) -> Result<(), Error> {
+        let now = self.touch(now);
+        let c = self.conns.get_mut(id.0).ok_or(Error::UnknownConnection)?;
+        c.server
+            .auth_success(now, data, AuthProperties::default())
+            .map_err(Error::Session)?;
+        self.drive(now, id);
+        Ok(())
+    }
+
     /// Publishes a message from the application (not from a client): it is
     /// routed like a client's, retained if flagged.
     pub fn publish(&mut self, now: Instant, msg: Publish) -> Result<usize, Error> {

@@ -107,3 +107,97 @@ fn unanswered_connect_closes_at_the_connect_deadline() {
         .authenticated(asked[0].0, w.now, AuthDecision::Allow)
         .is_err());
 }
+
+/// Enhanced authentication through the wrapper: CONNECT with a method,
+/// AUTH exchange, then re-authentication.
+struct Enhanced;
+
+impl Hooks for Enhanced {
+    fn authenticate_enhanced(&mut self, _: &Connect) -> AuthDecision {
+        AuthDecision::Defer
+    }
+}
+
+#[derive(Debug)]
+struct Echo;
+
+impl mqtt_session::client::Authenticator for Echo {
+    fn method(&self) -> mqtt_wire::MqttString {
+        mqtt_wire::MqttString::from_static("ECHO")
+    }
+    fn start(&mut self) -> Option<bytes::Bytes> {
+        Some(bytes::Bytes::from_static(b"hello"))
+    }
+    fn challenge(
+        &mut self,
+        data: Option<&bytes::Bytes>,
+    ) -> Result<Option<bytes::Bytes>, mqtt_session::client::AuthFailed> {
+        Ok(data.cloned())
+    }
+    fn finish(&mut self, _: Option<&bytes::Bytes>) -> Result<(), mqtt_session::client::AuthFailed> {
+        Ok(())
+    }
+}
+
+#[test]
+fn enhanced_authentication_and_reauthentication_through_the_wrapper() {
+    use mqtt_session::client::{ClientConfig, Event as ClientEvent};
+    let mut w = World::with_hooks(BrokerConfig::default(), Enhanced);
+    let a = w.add_config(ClientConfig::new(v5("a")).with_authenticator(Box::new(Echo)));
+    w.connect(a);
+    let (id, data) = match w
+        .events
+        .drain(..)
+        .find(|e| matches!(e, Event::Authenticate { .. }))
+    {
+        Some(Event::Authenticate { id, connect }) => {
+            (id, connect.properties.authentication_data.clone())
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(data.as_deref(), Some(&b"hello"[..]));
+    // One round: the broker challenges, the client echoes.
+    w.broker
+        .auth_continue(id, w.now, Some(bytes::Bytes::from_static(b"prove")))
+        .unwrap();
+    w.run();
+    let step = w.events.drain(..).find_map(|e| match e {
+        Event::AuthStep { auth, .. } => Some(auth),
+        _ => None,
+    });
+    let step = step.expect("the client's AUTH reaches the wrapper");
+    assert_eq!(
+        step.properties.authentication_data.as_deref(),
+        Some(&b"prove"[..])
+    );
+    w.broker
+        .authenticated(id, w.now, AuthDecision::Allow)
+        .unwrap();
+    w.run();
+    let ack = w.last_connack(a).expect("CONNACK");
+    assert_eq!(ack.reason_code, ConnectReasonCode::Success);
+    assert_eq!(
+        ack.properties.authentication_method.as_ref().unwrap(),
+        "ECHO"
+    );
+
+    // Re-authentication: AUTH 0x19 reaches the wrapper, which accepts it.
+    w.peers[a].client.reauthenticate(w.now).unwrap();
+    w.run();
+    let step = w.events.drain(..).find_map(|e| match e {
+        Event::AuthStep { auth, .. } => Some(auth),
+        _ => None,
+    });
+    assert_eq!(
+        step.expect("re-authentication reaches the wrapper")
+            .reason_code,
+        mqtt_wire::AuthReasonCode::ReAuthenticate
+    );
+    w.broker.reauthenticated(id, w.now, None).unwrap();
+    w.run();
+    assert!(w.peers[a]
+        .events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Reauthenticated)));
+    assert!(w.is_open(a));
+}
