@@ -954,12 +954,101 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         if s.persistent() {
             self.store.session_ended(&s.client_id);
         }
-        self.stats.messages_dropped += s.queue.len() as u64;
+        let rerouted = self.reroute_shared(now, &s);
+        self.stats.messages_dropped += (s.queue.len() - rerouted) as u64;
         if publish_will {
             if let Some((w, _)) = s.will {
                 self.publish_will(now, w);
             }
         }
+    }
+
+    /// A share group member's session ended: what it was given through a
+    /// shared subscription and has not acknowledged goes to another member
+    /// of the group (MQTT 5.0 §4.8.2): its queued copies, and its QoS 1
+    /// copies in flight. A QoS 2 copy in flight is not sent to anyone else
+    /// (MQTT-4.8.2-5). A copy is taken as shared when one of the session's
+    /// shared subscriptions matches its topic. Returns how many queued
+    /// copies were rerouted.
+    fn reroute_shared(&mut self, now: Instant, s: &Session) -> usize {
+        let shares: Vec<&mqtt_topic::SharedFilter> = s
+            .subs
+            .keys()
+            .filter_map(|f| match f {
+                SubscriptionFilter::Shared(sf) => Some(sf),
+                SubscriptionFilter::Plain(_) => None,
+            })
+            .collect();
+        if shares.is_empty() {
+            return 0;
+        }
+        let in_flight = s.flows.as_ref().map(|f| f.outbound()).unwrap_or_default();
+        let in_flight_qos1 = in_flight.into_iter().filter_map(|m| match m {
+            mqtt_session::OutboundMessage::Publish(p) if p.qos() == QoS::AtLeastOnce => {
+                Some((p, None))
+            }
+            _ => None,
+        });
+        let queued = s.queue.iter().map(|q| (q.msg.clone(), q.expires_at));
+        let mut rerouted_queued = 0;
+        for (from_queue, (mut msg, expires_at)) in queued
+            .map(|m| (true, m))
+            .chain(in_flight_qos1.map(|m| (false, m)))
+        {
+            let Some(topic) = msg.topic.clone() else {
+                continue;
+            };
+            let Some(share) = shares
+                .iter()
+                .find(|sf| mqtt_topic::matches(sf.filter(), &topic))
+            else {
+                continue;
+            };
+            // Another member of that group, connected if possible.
+            let mut pick: Option<(SessionKey, SubOpts)> = None;
+            {
+                let sessions = &self.sessions;
+                self.tree.for_each_match(&topic, |m| {
+                    if let Match::Shared(g) = m {
+                        if g.share_name() != share.share_name() {
+                            return;
+                        }
+                        for (k, v) in g.members() {
+                            let connected = sessions.get(*k).is_some_and(|x| x.conn.is_some());
+                            if pick.is_none() || connected {
+                                pick = Some((*k, *v));
+                            }
+                            if connected {
+                                break;
+                            }
+                        }
+                    }
+                });
+            }
+            let Some((key, opts)) = pick else { continue };
+            if let Some(t) = expires_at {
+                if t <= now {
+                    self.stats.messages_expired += 1;
+                    continue;
+                }
+                let left = t.saturating_duration_since(now);
+                let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+                msg.properties.message_expiry_interval =
+                    Some(u32::try_from(secs).unwrap_or(u32::MAX));
+            }
+            msg.dup = false;
+            msg.delivery = delivery(msg.qos().min(opts.qos));
+            let mut ids = SubscriptionIds::default();
+            if let Some(id) = opts.id {
+                ids.push(id);
+            }
+            msg.properties.subscription_identifiers = ids;
+            self.deliver(now, key, msg, expires_at);
+            if from_queue {
+                rerouted_queued += 1;
+            }
+        }
+        rerouted_queued
     }
 
     fn publish_will(&mut self, now: Instant, w: LastWill) {
