@@ -577,6 +577,11 @@ impl ServerConnection {
         let problem = self.peer.request_problem_information;
         send_trimmed!(self, ack, problem)?;
         self.subs.remove(&id.get());
+        if self.subs.is_empty() {
+            // An empty B-tree keeps its root node (~400 B): an idle
+            // connection should hold nothing.
+            self.subs = BTreeMap::new();
+        }
         Ok(())
     }
 
@@ -608,6 +613,9 @@ impl ServerConnection {
         let problem = self.peer.request_problem_information;
         send_trimmed!(self, ack, problem)?;
         self.unsubs.remove(&id.get());
+        if self.unsubs.is_empty() {
+            self.unsubs = BTreeMap::new();
+        }
         Ok(())
     }
 
