@@ -567,9 +567,12 @@ time.sleep(0.3)
 flooder = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="flooder")
 flooder.connect("127.0.0.1", port)
 flooder.loop_start()
+# Paced (~6 MB/s) so that the reading subscriber keeps up even on a loaded
+# machine, while the one that never reads still piles up past the limit.
 for _ in range(n):
     flooder.publish("flood/x", b"x" * size, qos=0)
-if not done.wait(20):
+    time.sleep(0.01)
+if not done.wait(30):
     sys.exit(f"the reading subscriber got {len(got)} of {n}")
 PY
     local i
@@ -703,6 +706,334 @@ run persistence_across_kill9 persistence_across_kill9
 run slow_consumer_isolated slow_consumer_isolated
 run broker_still_serves broker_still_serves
 run graceful_shutdown graceful_shutdown
+
+# ---- our client against a real broker ----------------------------------------------
+#
+# The client example (crates/mqtt-session/examples/client, mosquitto_pub /
+# mosquitto_sub's options) against mosquitto (started here on free ports,
+# plain and TLS) and against our broker (the open one above): QoS 0/1/2,
+# retained, will, persistent sessions, 5.0 properties both ways with the
+# mosquitto clients, TLS, and session resume through a proxy that cuts
+# the connection in the middle of a transfer.
+
+cargo build --release -q -p mqtt-session --example client
+CLIENT="$target_dir/release/examples/client"
+MQ_PORT=$(free_port)
+MQ_TLS_PORT=$(free_port)
+cat >"$TMP/mosquitto.conf" <<EOF
+# As root, stay root: the files are in a private temporary directory.
+user root
+per_listener_settings false
+allow_anonymous true
+listener $MQ_PORT 127.0.0.1
+listener $MQ_TLS_PORT 127.0.0.1
+certfile $TMP/server.pem
+keyfile $TMP/server-key.pem
+EOF
+# TLS for our client: a CA and a server certificate it signed (rustls, as
+# browsers, refuses a CA certificate as a server's own, so the
+# self-signed one above does not do), served by mosquitto and by one more
+# instance of our broker; and a CA that signed neither (refused).
+ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+openssl req -x509 "${ec[@]}" -days 1 -subj /CN=interop-ca \
+    -keyout "$TMP/ca-key.pem" -out "$TMP/ca.pem" 2>/dev/null
+openssl req "${ec[@]}" -subj /CN=localhost -keyout "$TMP/server-key.pem" \
+    -out "$TMP/server.csr" 2>/dev/null
+printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=CA:FALSE" \
+    "extendedKeyUsage=serverAuth" >"$TMP/server.ext"
+openssl x509 -req -in "$TMP/server.csr" -CA "$TMP/ca.pem" -CAkey "$TMP/ca-key.pem" \
+    -CAcreateserial -days 1 -extfile "$TMP/server.ext" -out "$TMP/server.pem" 2>/dev/null
+openssl req -x509 "${ec[@]}" -days 1 -subj /CN=other-ca \
+    -keyout "$TMP/other-key.pem" -out "$TMP/other-ca.pem" 2>/dev/null
+OURS_TLS_PORT=$(free_port)
+timeout 600 "$BROKER" --tls-listen "127.0.0.1:$OURS_TLS_PORT" --cert "$TMP/server.pem" \
+    --key "$TMP/server-key.pem" >"$TMP/broker-tls.log" 2>&1 &
+PIDS+=($!)
+wait_port "$OURS_TLS_PORT"
+timeout 600 mosquitto -c "$TMP/mosquitto.conf" >"$TMP/mosquitto.log" 2>&1 &
+PIDS+=($!)
+wait_port "$MQ_PORT"
+wait_port "$MQ_TLS_PORT"
+
+# A TCP proxy that cuts its first connections: LISTEN UPSTREAM CUT_AFTER CUTS.
+# Each of the first CUTS connections is closed both ways, without a word,
+# once CUT_AFTER bytes went from the client to the broker.
+cat >"$TMP/cutting_proxy.py" <<'EOF'
+import socket, sys, threading
+
+listen, upstream, cut_after, cuts = (int(a) for a in sys.argv[1:5])
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", listen))
+srv.listen(16)
+
+
+def pipe(a, b, limit, done):
+    sent = 0
+    try:
+        while not done.is_set():
+            data = a.recv(4096)
+            if not data:
+                break
+            if limit is not None and sent + len(data) >= limit:
+                b.sendall(data[: limit - sent])
+                break
+            b.sendall(data)
+            sent += len(data)
+    except OSError:
+        pass
+    done.set()
+    for s in (a, b):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        s.close()
+
+
+n = 0
+while True:
+    c, _ = srv.accept()
+    u = socket.create_connection(("127.0.0.1", upstream))
+    n += 1
+    done = threading.Event()
+    limit = cut_after if n <= cuts else None
+    threading.Thread(target=pipe, args=(c, u, limit, done), daemon=True).start()
+    threading.Thread(target=pipe, args=(u, c, None, done), daemon=True).start()
+EOF
+
+# csub_bg FILE ARGS...: our client's sub in the background (its pid in
+# SUB_PID; ARGS must bound it with -W or -C), returns once its SUBACK
+# arrived. Messages are printed as with FMT.
+csub_bg() {
+    local out=$1 i
+    shift
+    "$CLIENT" sub -d -F "$FMT" "$@" >"$out" 2>&1 &
+    SUB_PID=$!
+    for ((i = 0; i < 100; i++)); do
+        grep -q "received SUBACK" "$out" 2>/dev/null && return 0
+        if ! kill -0 "$SUB_PID" 2>/dev/null; then
+            echo "client sub exited before SUBACK: $(tr '\n' ' ' <"$out")"
+            return 1
+        fi
+        sleep 0.05
+    done
+    echo "no SUBACK: $(tr '\n' ' ' <"$out")"
+    return 1
+}
+
+# cwait FILE: waits for the client sub of csub_bg; it must end with 0.
+cwait() {
+    local rc=0
+    wait "$SUB_PID" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        echo "client sub exited with $rc: $(tr '\n' ' ' <"$1" | cut -c1-300)"
+        return 1
+    fi
+}
+
+cpub() { timeout 20 "$CLIENT" pub -h 127.0.0.1 "$@"; }
+
+c_qos() { # port version qos
+    local p=$1 v=$2 q=$3 t="client/qos/$1/$2/$3" f="$TMP/cqos-$1-$2-$3"
+    csub_bg "$f" -h 127.0.0.1 -p "$p" -V "$v" -q "$q" -t "$t" -C 1 -W 5 || return 1
+    cpub -p "$p" -V "$v" -q "$q" -t "$t" -m "hello $q" || { echo "client pub failed"; return 1; }
+    cwait "$f" || return 1
+    expect_msgs "$f" "MSG|$t|$q|0|hello $q"
+}
+
+c_retained() { # port version
+    local p=$1 v=$2 t="client/retained/$1/$2" f="$TMP/cret-$1-$2" rc=0
+    cpub -p "$p" -V "$v" -q 1 -r -t "$t" -m kept || { echo "client pub failed"; return 1; }
+    timeout 10 "$CLIENT" sub -h 127.0.0.1 -p "$p" -V "$v" -F "$FMT" -t "$t" -C 1 -W 3 >"$f" 2>&1 ||
+        { echo "no retained message: $(tr '\n' ' ' <"$f")"; return 1; }
+    expect_msgs "$f" "MSG|$t|0|1|kept" || return 1
+    cpub -p "$p" -V "$v" -r -n -t "$t" || { echo "client pub -n failed"; return 1; }
+    timeout 10 "$CLIENT" sub -h 127.0.0.1 -p "$p" -V "$v" -F "$FMT" -t "$t" -C 1 -W 1 >"$f" 2>&1 || rc=$?
+    [ "$rc" -eq 27 ] || { echo "expected the -W exit code 27 after clearing, got $rc"; return 1; }
+    expect_msgs "$f" "" || { echo "(after clearing)"; return 1; }
+}
+
+c_will() { # port version
+    local p=$1 v=$2 t="client/will/$1/$2" f="$TMP/cwill-$1-$2" w="$TMP/cwiller-$1-$2" watcher wpid
+    csub_bg "$f" -h 127.0.0.1 -p "$p" -V "$v" -t "$t" -C 1 -W 5 || return 1
+    watcher=$SUB_PID
+    csub_bg "$w" -h 127.0.0.1 -p "$p" -V "$v" -i "cwiller-$p-$v" -t "client/idle" \
+        --will-topic "$t" --will-payload gone --will-qos 1 -W 20 || return 1
+    wpid=$SUB_PID
+    kill -9 "$wpid" # no DISCONNECT: the socket just closes
+    wait "$wpid" 2>/dev/null || true
+    SUB_PID=$watcher
+    cwait "$f" || return 1
+    expect_msgs "$f" "MSG|$t|0|0|gone"
+}
+
+c_no_will() { # port version
+    local p=$1 v=$2 t="client/nowill/$1/$2" e="client/nowill/end/$1/$2" f="$TMP/cnowill-$1-$2"
+    csub_bg "$f" -h 127.0.0.1 -p "$p" -V "$v" -t "$t" -t "$e" -C 1 -W 5 || return 1
+    # Our pub ends with DISCONNECT 0x00: no Will.
+    cpub -p "$p" -V "$v" --will-topic "$t" --will-payload wrong -t client/nowill/other -m x ||
+        { echo "client pub failed"; return 1; }
+    sleep 0.3
+    cpub -p "$p" -V "$v" -t "$e" -m end || return 1
+    cwait "$f" || return 1
+    expect_msgs "$f" "MSG|$e|0|0|end"
+}
+
+c_persistent() { # port version
+    local p=$1 v=$2 t="client/persist/$1/$2" f="$TMP/cpersist-$1-$2" id="cpersist-$1-$2"
+    timeout 10 "$CLIENT" sub -h 127.0.0.1 -p "$p" -V "$v" -c -i "$id" -q 1 -t "$t" -E >"$f" 2>&1 ||
+        { echo "first subscribe failed: $(tr '\n' ' ' <"$f")"; return 1; }
+    printf 'm1\nm2\nm3\n' | cpub -p "$p" -V "$v" -q 1 -t "$t" -l || { echo "client pub failed"; return 1; }
+    # Back: the queued messages arrive without subscribing again.
+    timeout 10 "$CLIENT" sub -h 127.0.0.1 -p "$p" -V "$v" -c -i "$id" -q 1 \
+        -t "client/persist/unrelated" -F "$FMT" -C 3 -W 5 >"$f" 2>&1 || true
+    expect_msgs "$f" "MSG|$t|1|0|m1
+MSG|$t|1|0|m2
+MSG|$t|1|0|m3"
+}
+
+PFMT='MSG|%t|%C|%R|%D|%E|%P|%p'
+PROPS=(-D publish user-property k1 v1 -D publish user-property k2 v2
+    -D publish content-type text/plain -D publish response-topic reply/here
+    -D publish correlation-data corr-1 -D publish message-expiry-interval 60)
+
+c_properties_out() { # port: our pub's 5.0 properties, as mosquitto_sub prints them
+    local p=$1 t="client/props/$1" f="$TMP/cprops-out-$1" got i
+    stdbuf -oL mosquitto_sub -d -F "$PFMT" -h 127.0.0.1 -p "$p" -V 5 -q 1 -t "$t" -C 1 -W 5 >"$f" 2>&1 &
+    SUB_PID=$!
+    for ((i = 0; i < 100; i++)); do
+        grep -q "received SUBACK" "$f" && break
+        sleep 0.05
+    done
+    cpub -p "$p" -V 5 -q 1 -t "$t" -m body "${PROPS[@]}" || { echo "client pub failed"; return 1; }
+    wait "$SUB_PID" || true
+    # mosquitto_sub -d has the message with the format, but no newline.
+    got=$(grep -o "MSG|.*|body" "$f" || true)
+    [ "$got" = "MSG|$t|text/plain|reply/here|corr-1|60|k1:v1 k2:v2|body" ] ||
+        { echo "got [$got]: $(tr '\n' ' ' <"$f")"; return 1; }
+}
+
+c_properties_in() { # port: mosquitto_pub's 5.0 properties, as our sub prints them
+    local p=$1 t="client/props-in/$1" f="$TMP/cprops-in-$1"
+    "$CLIENT" sub -d -h 127.0.0.1 -p "$p" -V 5 -q 1 -t "$t" -C 1 -W 5 -F "$PFMT" >"$f" 2>&1 &
+    SUB_PID=$!
+    local i
+    for ((i = 0; i < 100; i++)); do
+        grep -q "received SUBACK" "$f" && break
+        sleep 0.05
+    done
+    pub -p "$p" -V 5 -q 1 -t "$t" -m body "${PROPS[@]}" || return 1
+    cwait "$f" || return 1
+    expect_msgs "$f" "MSG|$t|text/plain|reply/here|corr-1|60|k1:v1 k2:v2|body"
+}
+
+c_tls() { # TLS port
+    local p=$1 t="client/tls/$1" f="$TMP/ctls-$1"
+    csub_bg "$f" -h localhost -p "$p" --cafile "$TMP/ca.pem" -q 1 -t "$t" -C 1 -W 5 || return 1
+    timeout 10 "$CLIENT" pub -h localhost -p "$p" --cafile "$TMP/ca.pem" -q 1 -t "$t" -m secure ||
+        { echo "client pub failed"; return 1; }
+    cwait "$f" || return 1
+    expect_msgs "$f" "MSG|$t|1|0|secure"
+}
+
+c_tls_untrusted() { # TLS port: a certificate not from the --cafile is refused
+    local p=$1 out
+    if out=$(timeout 10 "$CLIENT" pub -h localhost -p "$p" --cafile "$TMP/other-ca.pem" -t x -m y 2>&1); then
+        echo "connected although the certificate is not trusted"
+        return 1
+    fi
+    printf '%s' "$out" | grep -qi "certificate" || { echo "unexpected error: $out"; return 1; }
+}
+
+# Session resume: the connection is cut (three times) in the middle of 300
+# QoS 2 messages; the client reconnects, the broker resumes the session,
+# and every message arrives exactly once, in order. 3.1.1 needs -c for
+# the broker to keep the session; 5.0 resumes without it (the first
+# CONNECT asks for a session expiry, the reconnections for Clean Start 0).
+c_resume_pub() { # port version: our pub behind the proxy
+    local p=$1 v=$2 t="client/resume-pub/$1/$2" f="$TMP/cresume-pub-$1-$2" px pp c=()
+    [ "$v" = 311 ] && c=(-c -i "cresume-pub-$p")
+    px=$(free_port)
+    python3 "$TMP/cutting_proxy.py" "$px" "$p" 1500 3 &
+    pp=$!
+    wait_port "$px" || { kill "$pp"; return 1; }
+    csub_bg "$f" -h 127.0.0.1 -p "$p" -V "$v" -q 2 -t "$t" -C 300 -W 20 || { kill "$pp"; return 1; }
+    seq 1 300 | cpub -p "$px" -V "$v" "${c[@]}" -q 2 -t "$t" -l 2>"$f.pub" ||
+        { kill "$pp"; echo "client pub failed: $(tr '\n' ' ' <"$f.pub")"; return 1; }
+    kill "$pp"
+    cwait "$f" || return 1
+    grep -q "reconnecting" "$f.pub" || { echo "the proxy did not cut the connection"; return 1; }
+    local got
+    got=$(msgs "$f" | cut -d'|' -f5 | tr '\n' ' ')
+    [ "$got" = "$(seq 1 300 | tr '\n' ' ')" ] || { echo "not exactly once in order: [$got]"; return 1; }
+}
+
+c_resume_sub() { # port version: our sub behind the proxy
+    local p=$1 v=$2 t="client/resume-sub/$1/$2" f="$TMP/cresume-sub-$1-$2" px pp c=()
+    [ "$v" = 311 ] && c=(-c -i "cresume-sub-$p")
+    px=$(free_port)
+    python3 "$TMP/cutting_proxy.py" "$px" "$p" 600 3 &
+    pp=$!
+    wait_port "$px" || { kill "$pp"; return 1; }
+    csub_bg "$f" -h 127.0.0.1 -p "$px" -V "$v" "${c[@]}" -q 2 -t "$t" -C 300 -W 20 ||
+        { kill "$pp"; return 1; }
+    seq 1 300 | cpub -p "$p" -V "$v" -q 2 -t "$t" -l || { kill "$pp"; echo "client pub failed"; return 1; }
+    cwait "$f" || { kill "$pp"; return 1; }
+    kill "$pp"
+    grep -q "reconnecting" "$f" || { echo "the proxy did not cut the connection"; return 1; }
+    local got
+    got=$(msgs "$f" | cut -d'|' -f5 | tr '\n' ' ')
+    [ "$got" = "$(seq 1 300 | tr '\n' ' ')" ] || { echo "not exactly once in order: [$got]"; return 1; }
+}
+
+c_bad_flags() {
+    # Bad flags and files: a clear error and a non-zero exit, never a panic.
+    local args out rc
+    for args in "pub -t a/# -m x" "pub -t a" "pub -t a -m x -q 3" "sub -t a -V 6" \
+        "pub -t a -m x -D publish content-type" "pub -t a -m x -D publish nonsense 1 -V 5" \
+        "pub -t a -m x -D publish content-type t" "pub -t a -m x --cafile /nonexistent" \
+        "sub -t a/#/b" "pub -t a -f /nonexistent" "nonsense"; do
+        rc=0
+        # shellcheck disable=SC2086 # word splitting is the point
+        out=$(timeout 10 "$CLIENT" $args -p 1 2>&1) || rc=$?
+        if [ "$rc" -eq 0 ] || printf '%s' "$out" | grep -q "panicked"; then
+            echo "'$args': exit $rc: $out"
+            return 1
+        fi
+    done
+    # Nothing listening: an error, not a hang.
+    rc=0
+    out=$(timeout 10 "$CLIENT" pub -h 127.0.0.1 -p "$(free_port)" -t a -m x 2>&1) || rc=$?
+    if [ "$rc" -ne 1 ] || ! printf '%s' "$out" | grep -q "cannot connect"; then
+        echo "no broker: exit $rc: $out"
+        return 1
+    fi
+}
+
+for b in mosquitto ours; do
+    P=$MQ_PORT
+    [ "$b" = ours ] && P=$PORT
+    for v in 311 5; do
+        for q in 0 1 2; do run "client_${b}_qos${q}_v$v" c_qos "$P" "$v" "$q"; done
+        run "client_${b}_retained_v$v" c_retained "$P" "$v"
+        run "client_${b}_will_on_kill_v$v" c_will "$P" "$v"
+        run "client_${b}_no_will_on_disconnect_v$v" c_no_will "$P" "$v"
+        run "client_${b}_persistent_session_v$v" c_persistent "$P" "$v"
+        run "client_${b}_resume_pub_qos2_v$v" c_resume_pub "$P" "$v"
+        run "client_${b}_resume_sub_qos2_v$v" c_resume_sub "$P" "$v"
+    done
+    run "client_${b}_v5_properties_out" c_properties_out "$P"
+    run "client_${b}_v5_properties_in" c_properties_in "$P"
+done
+run client_mosquitto_tls c_tls "$MQ_TLS_PORT"
+run client_ours_tls c_tls "$OURS_TLS_PORT"
+run client_tls_untrusted_refused c_tls_untrusted "$MQ_TLS_PORT"
+run client_bad_flags c_bad_flags
+if [ "$FAILED" -gt 0 ]; then
+    echo "--- mosquitto log (last 20 lines)"
+    tail -n 20 "$TMP/mosquitto.log" || true
+fi
 
 if [ "$FAILED" -gt 0 ]; then
     echo "--- broker log (last 40 lines)"
