@@ -84,6 +84,55 @@ pub enum Event {
     Close(ConnectionId),
 }
 
+/// A session's subscriptions, sorted by filter: a vector, since a
+/// `BTreeMap` node costs ~800 bytes even for the one subscription most
+/// sessions hold; bounded by `max_subscriptions_per_session`.
+#[derive(Debug, Default)]
+struct SubList(Vec<(SubscriptionFilter, SubOpts)>);
+
+impl SubList {
+    fn find(&self, f: &SubscriptionFilter) -> Result<usize, usize> {
+        self.0.binary_search_by(|(g, _)| g.cmp(f))
+    }
+
+    fn contains_key(&self, f: &SubscriptionFilter) -> bool {
+        self.find(f).is_ok()
+    }
+
+    fn insert(&mut self, f: SubscriptionFilter, o: SubOpts) -> Option<SubOpts> {
+        match self.find(&f) {
+            Ok(i) => self.0.get_mut(i).map(|e| std::mem::replace(&mut e.1, o)),
+            Err(i) => {
+                self.0.insert(i, (f, o));
+                None
+            }
+        }
+    }
+
+    fn remove(&mut self, f: &SubscriptionFilter) -> Option<SubOpts> {
+        let i = self.find(f).ok()?;
+        let (_, o) = self.0.remove(i);
+        if self.0.is_empty() {
+            self.0 = Vec::new();
+        }
+        Some(o)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &SubscriptionFilter> {
+        self.0.iter().map(|(f, _)| f)
+    }
+}
+
+/// An owned copy of a string received in a packet (which is a slice of the
+/// whole packet's buffer).
+fn owned(s: &MqttString) -> MqttString {
+    MqttString::try_from(s.as_str().to_owned()).unwrap_or_else(|_| s.clone())
+}
+
 /// Per-subscription data kept in the tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct SubOpts {
@@ -116,16 +165,16 @@ type SessionKey = Key;
 struct Session {
     client_id: MqttString,
     conn: Option<ConnectionId>,
-    subs: BTreeMap<SubscriptionFilter, SubOpts>,
+    subs: SubList,
     queue: VecDeque<Queued>,
     queue_bytes: usize,
     /// QoS tables while no connection holds them.
-    flows: Option<SessionState>,
+    flows: Option<Box<SessionState>>,
     /// Session Expiry Interval in force, seconds.
     expiry: u32,
     expires_at: Option<Instant>,
     /// A Will waiting for its delay.
-    will: Option<(LastWill, Instant)>,
+    will: Option<Box<(LastWill, Instant)>>,
     /// Deadline currently in the timer heap.
     armed: Option<Instant>,
     /// Store ids of the copies in flight, by packet id.
@@ -145,7 +194,7 @@ struct Conn {
     session: Option<SessionKey>,
     client_id: Option<MqttString>,
     username: Option<MqttString>,
-    will: Option<LastWill>,
+    will: Option<Box<LastWill>>,
     /// CONNECT awaiting the wrapper's decision.
     pending: Option<Box<Connect>>,
     /// Queued in `ready`.
@@ -270,7 +319,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             let mut session = Session {
                 client_id: stored.client_id.clone(),
                 conn: None,
-                subs: BTreeMap::new(),
+                subs: SubList::default(),
                 queue: VecDeque::new(),
                 queue_bytes: 0,
                 flows: None,
@@ -331,6 +380,28 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         s.retained_messages = self.retained.len();
         s.subscriptions = self.tree.len();
         s
+    }
+
+    /// What the broker holds now, to check the bounds of [`BrokerConfig`]
+    /// from tests (feature `testing`).
+    #[cfg(feature = "testing")]
+    pub fn footprint(&self) -> crate::testing::Footprint {
+        let mut f = crate::testing::Footprint {
+            connections: self.conns.len(),
+            sessions: self.sessions.len(),
+            client_ids: self.by_client.len(),
+            retained_messages: self.retained.len(),
+            retained_bytes: self.retained_bytes,
+            ..Default::default()
+        };
+        for s in self.sessions.values() {
+            f.subscriptions += s.subs.len();
+            f.most_subscriptions = f.most_subscriptions.max(s.subs.len());
+            f.largest_queue = f.largest_queue.max(s.queue.len());
+            let bytes = s.queue.iter().map(|q| msg_bytes(&q.msg)).sum();
+            f.largest_queue_bytes = f.largest_queue_bytes.max(bytes);
+        }
+        f
     }
 
     fn touch(&mut self, now: Instant) -> Instant {
@@ -703,7 +774,8 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             let a = self.assign_client_id();
             (a.clone(), Some(a))
         } else {
-            (connect.client_id.clone(), None)
+            // A copy: the received id is a slice of the whole CONNECT.
+            (owned(&connect.client_id), None)
         };
         // Session Expiry Interval in force (MQTT-3.1.2-23).
         let requested = if v5 {
@@ -783,7 +855,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                 let s = Session {
                     client_id: client_id.clone(),
                     conn: None,
-                    subs: BTreeMap::new(),
+                    subs: SubList::default(),
                     queue: VecDeque::new(),
                     queue_bytes: 0,
                     flows: None,
@@ -810,7 +882,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             }
             s.expiry = expiry;
             s.expires_at = None;
-            s.flows.take()
+            s.flows.take().map(|b| *b)
         });
         let mut accept = if session_present {
             Accept::resume(flows.unwrap_or_default())
@@ -842,9 +914,9 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         }
         c.session = Some(key);
         c.client_id = Some(client_id.clone());
-        c.username = connect.username.clone();
+        c.username = connect.username.as_ref().map(owned);
         // MQTT-3.1.2-7: the Will is kept with the session's connection.
-        c.will = connect.will.clone();
+        c.will = connect.will.clone().map(Box::new);
         self.events.push_back(Event::Connected {
             id,
             client_id,
@@ -866,7 +938,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             if let Some(s) = self.sessions.get_mut(key) {
                 if s.conn == Some(id) {
                     s.conn = None;
-                    s.flows = flows;
+                    s.flows = flows.map(Box::new);
                     if let CloseReason::PeerDisconnected(d) = &reason {
                         if let Some(e) = d.properties.session_expiry_interval {
                             let e = e.min(self.config.max_session_expiry);
@@ -889,14 +961,14 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             if let Some(w) = will {
                 let delay = w.properties.will_delay_interval.unwrap_or(0);
                 if delay == 0 || expiry == 0 {
-                    self.publish_will(now, w);
+                    self.publish_will(now, *w);
                 } else if let Some(s) = self.sessions.get_mut(key) {
                     // Published after the delay or when the session ends,
                     // whichever is first (MQTT-3.1.2-8).
                     let at = now
                         .checked_add(Duration::from_secs(u64::from(delay.min(expiry))))
                         .unwrap_or(now);
-                    s.will = Some((w, at));
+                    s.will = Some(Box::new((*w, at)));
                 }
             }
             if expiry == 0 {
@@ -922,7 +994,8 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             return;
         };
         if s.will.as_ref().is_some_and(|w| w.1 <= now) {
-            if let Some((w, _)) = s.will.take() {
+            if let Some(pending) = s.will.take() {
+                let (w, _) = *pending;
                 self.publish_will(now, w);
             }
         }
@@ -957,7 +1030,8 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         let rerouted = self.reroute_shared(now, &s);
         self.stats.messages_dropped += (s.queue.len() - rerouted) as u64;
         if publish_will {
-            if let Some((w, _)) = s.will {
+            if let Some(pending) = s.will {
+                let (w, _) = *pending;
                 self.publish_will(now, w);
             }
         }
@@ -1435,13 +1509,16 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         let mut codes = Vec::with_capacity(sub.subscriptions.len());
         let mut retained_for: Vec<(mqtt_wire::TopicFilter, SubOpts)> = Vec::new();
         for s in &sub.subscriptions {
-            let filter = match SubscriptionFilter::try_from(s.filter.clone()) {
-                Ok(f) => f,
-                Err(_) => {
-                    codes.push(SubAckReasonCode::TopicFilterInvalid);
-                    continue;
-                }
-            };
+            // A copy: the received filter is a slice of the whole SUBSCRIBE,
+            // which the session would otherwise keep alive.
+            let filter =
+                match SubscriptionFilter::try_from(Bytes::copy_from_slice(s.filter.as_bytes())) {
+                    Ok(f) => f,
+                    Err(_) => {
+                        codes.push(SubAckReasonCode::TopicFilterInvalid);
+                        continue;
+                    }
+                };
             let info = ClientInfo {
                 connection: id,
                 client_id: &client_id,
