@@ -88,11 +88,16 @@
     )
 )]
 
+#[cfg(feature = "arbitrary")]
+#[doc(hidden)]
+pub mod arbitrary;
 mod broker;
 mod config;
 mod hooks;
 mod slab;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use core::fmt;
 

@@ -75,6 +75,12 @@ impl<T> Slab<T> {
         slot.value.as_mut()
     }
 
+    /// Every value, in slot order.
+    #[cfg(feature = "testing")]
+    pub(crate) fn values(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().filter_map(|s| s.value.as_ref())
+    }
+
     pub(crate) fn remove(&mut self, key: Key) -> Option<T> {
         let slot = self.slots.get_mut(key.index as usize)?;
         if slot.generation != key.generation {
