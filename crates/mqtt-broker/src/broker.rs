@@ -164,6 +164,9 @@ type SessionKey = Key;
 #[derive(Debug)]
 struct Session {
     client_id: MqttString,
+    /// The user name that owns the session (`None`: not known, a session
+    /// restored from a store; the first to resume it owns it).
+    owner: Option<Option<MqttString>>,
     conn: Option<ConnectionId>,
     subs: SubList,
     queue: VecDeque<Queued>,
@@ -318,6 +321,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             let expiry = stored.expiry.min(self.config.max_session_expiry).max(1);
             let mut session = Session {
                 client_id: stored.client_id.clone(),
+                owner: None,
                 conn: None,
                 subs: SubList::default(),
                 queue: VecDeque::new(),
@@ -833,8 +837,17 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             if let Some(s) = self.sessions.get_mut(key) {
                 s.will = None;
             }
-            if connect.clean_start {
-                // MQTT-3.1.2-4: Clean Start discards the session.
+            let username = connect.username.as_ref().map(owned);
+            let foreign = self
+                .sessions
+                .get(key)
+                .and_then(|s| s.owner.as_ref())
+                .is_some_and(|o| *o != username);
+            if connect.clean_start || foreign {
+                // MQTT-3.1.2-4: Clean Start discards the session. So does
+                // another user taking the client id: a session's
+                // subscriptions and queued messages were authorized for its
+                // owner, and must not reach someone else.
                 self.end_session(now, key, false);
                 existing = None;
             }
@@ -854,6 +867,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                 }
                 let s = Session {
                     client_id: client_id.clone(),
+                    owner: None,
                     conn: None,
                     subs: SubList::default(),
                     queue: VecDeque::new(),
@@ -872,8 +886,10 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                 (key, false)
             }
         };
+        let owner = connect.username.as_ref().map(owned);
         let flows = self.sessions.get_mut(key).and_then(|s| {
             s.conn = Some(id);
+            s.owner = Some(owner);
             if expiry > 0 && (!session_present || s.expiry != expiry) {
                 self.store.session_saved(&client_id, expiry);
             } else if expiry == 0 && s.expiry > 0 {

@@ -26,6 +26,17 @@
 //!   [`Broker::authenticated`].
 //! - Fan-out clones the payload [`bytes::Bytes`]: a reference count, not a
 //!   copy. Every table and queue is bounded by [`BrokerConfig`].
+//! - **Persistence**: a [`Store`] hears every durable change, in the order
+//!   that makes acknowledged messages durable; [`Broker::restore`] loads it.
+//! - **Testing**: with the cargo feature `testing`, the module
+//!   `mqtt_broker::testing` is the deterministic in-memory harness (a broker
+//!   and many mqtt-session clients, a fake clock, dropped and held
+//!   connections) to test your own hooks and wrappers with.
+//!
+//! A session belongs to its client identifier *and* the user name that
+//! created it: a CONNECT with the same client identifier but another user
+//! name gets a new session (the old one's subscriptions and queued messages
+//! were authorized for its owner).
 //!
 //! # Example: two clients through the broker, in memory
 //!

@@ -201,3 +201,40 @@ fn enhanced_authentication_and_reauthentication_through_the_wrapper() {
         .any(|e| matches!(e, ClientEvent::Reauthenticated)));
     assert!(w.is_open(a));
 }
+
+fn as_user(mut c: Connect, user: &str) -> Connect {
+    c.username = Some(mqtt_wire::MqttString::try_from(user).unwrap());
+    c
+}
+
+#[test]
+fn another_user_taking_a_client_id_does_not_inherit_its_session() {
+    use mqtt_wire::QoS;
+    let mut w = World::new(BrokerConfig::default());
+    let admin = w.add(as_user(persistent5("box", 600), "admin"));
+    let publ = w.add(v5("pub"));
+    w.connect(admin);
+    w.connect(publ);
+    w.subscribe(admin, "secret/#", QoS::AtLeastOnce);
+    w.drop_conn(admin);
+    // Queued for the admin's session while it is away.
+    w.publish(publ, msg("secret/a", b"for admin", QoS::AtLeastOnce));
+    let guest = w.add(as_user(persistent5("box", 600), "guest"));
+    let ack = w.connect(guest).expect("CONNACK");
+    assert!(!ack.session_present, "a foreign session is not resumed");
+    w.publish(publ, msg("secret/b", b"later", QoS::AtLeastOnce));
+    assert!(
+        w.take(guest).is_empty(),
+        "nothing of the admin's reaches the guest"
+    );
+    // The owner itself still resumes its own session.
+    w.drop_conn(guest);
+    let admin2 = w.add(as_user(persistent5("box2", 600), "admin"));
+    w.connect(admin2);
+    w.subscribe(admin2, "secret/#", QoS::AtLeastOnce);
+    w.drop_conn(admin2);
+    w.publish(publ, msg("secret/c", b"kept", QoS::AtLeastOnce));
+    let again = w.add(as_user(persistent5("box2", 600), "admin"));
+    assert!(w.connect(again).expect("CONNACK").session_present);
+    assert_eq!(w.take_payloads(again), vec!["kept".to_owned()]);
+}
