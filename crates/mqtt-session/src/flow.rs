@@ -704,7 +704,17 @@ impl Core {
     fn check_receive_maximum(&self) -> Result<(), Violation> {
         // 3.1.1 has no Receive Maximum: a limit never announced cannot be
         // broken (closing would also loop: the resends break it again).
+        // Only the acknowledgements the application holds in manual mode
+        // are bounded there, by the same number, since they are memory a
+        // peer could otherwise grow without end (one per QoS 1 PUBLISH,
+        // even with a repeated packet id).
         if !self.version.is_v5() {
+            if self.pending_acks.len() >= usize::from(self.limits.receive_maximum) {
+                return Err((
+                    DisconnectReasonCode::ReceiveMaximumExceeded,
+                    "more messages awaiting the application's acknowledgement than allowed",
+                ));
+            }
             return Ok(());
         }
         if self.inbound_unacked() >= usize::from(self.limits.receive_maximum) {
