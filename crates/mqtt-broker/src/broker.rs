@@ -304,10 +304,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         let now = self.touch(now);
         for msg in retained {
             if let Some(topic) = msg.topic.clone() {
-                let expires_at = msg
-                    .properties
-                    .message_expiry_interval
-                    .and_then(|s| now.checked_add(Duration::from_secs(u64::from(s))));
+                let expires_at = expiry_deadline(now, &msg);
                 self.store_retained_quiet(&topic, &msg, expires_at);
             }
         }
@@ -339,10 +336,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                 session.queue_bytes += bytes;
                 // The expiry counts again from the restore (the time spent
                 // before the restart is not known).
-                let expires_at = msg
-                    .properties
-                    .message_expiry_interval
-                    .and_then(|s| now.checked_add(Duration::from_secs(u64::from(s))));
+                let expires_at = expiry_deadline(now, &msg);
                 session.queue.push_back(Queued {
                     msg,
                     expires_at,
@@ -1121,10 +1115,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                     self.stats.messages_expired += 1;
                     continue;
                 }
-                let left = t.saturating_duration_since(now);
-                let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-                msg.properties.message_expiry_interval =
-                    Some(u32::try_from(secs).unwrap_or(u32::MAX));
+                set_remaining_expiry(&mut msg, t, now);
             }
             msg.dup = false;
             msg.delivery = delivery(msg.qos().min(opts.qos));
@@ -1223,10 +1214,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         let Some(topic) = msg.topic.clone() else {
             return 0;
         };
-        let expires_at = msg
-            .properties
-            .message_expiry_interval
-            .and_then(|s| now.checked_add(Duration::from_secs(u64::from(s))));
+        let expires_at = expiry_deadline(now, &msg);
         if msg.retain && self.config.server.retain_available {
             self.store_retained(&topic, &msg, expires_at);
         }
@@ -1481,10 +1469,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                     continue;
                 }
                 // MQTT-3.3.2-6: the time waited is subtracted.
-                let left = t.saturating_duration_since(now);
-                let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-                msg.properties.message_expiry_interval =
-                    Some(u32::try_from(secs).unwrap_or(u32::MAX));
+                set_remaining_expiry(&mut msg, t, now);
             }
             match c.server.publish(now, msg) {
                 Ok(Some(pid)) => {
@@ -1621,10 +1606,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                 msg.properties.subscription_identifiers = ids;
             }
             if let Some(t) = expires_at {
-                let left = t.saturating_duration_since(now);
-                let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-                msg.properties.message_expiry_interval =
-                    Some(u32::try_from(secs).unwrap_or(u32::MAX));
+                set_remaining_expiry(&mut msg, t, now);
             }
             self.deliver(now, key, msg, expires_at);
         }
@@ -1707,6 +1689,20 @@ fn delivery(q: QoS) -> mqtt_wire::Delivery {
         QoS::AtLeastOnce => mqtt_wire::Delivery::AtLeastOnce(PID1),
         QoS::ExactlyOnce => mqtt_wire::Delivery::ExactlyOnce(PID1),
     }
+}
+
+/// When a message received (or restored) at `now` expires.
+fn expiry_deadline(now: Instant, msg: &Publish) -> Option<Instant> {
+    let secs = msg.properties.message_expiry_interval?;
+    now.checked_add(Duration::from_secs(u64::from(secs)))
+}
+
+/// Sets the Message Expiry Interval to what is left of it at `now`,
+/// rounded up (MQTT-3.3.2-6: the time waited in the server is subtracted).
+fn set_remaining_expiry(msg: &mut Publish, expires_at: Instant, now: Instant) {
+    let left = expires_at.saturating_duration_since(now);
+    let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    msg.properties.message_expiry_interval = Some(u32::try_from(secs).unwrap_or(u32::MAX));
 }
 
 /// Bytes a message holds for bounds: topic plus payload.
