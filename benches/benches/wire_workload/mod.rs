@@ -196,13 +196,16 @@ fn wire_publish(w: Workload) -> mqtt_wire::Publish {
         p = p.with_delivery(Delivery::AtLeastOnce(PacketId::new(1).unwrap()));
     }
     if w.ver() == Ver::V5 {
-        p.properties.content_type = Some(MqttString::try_from(CONTENT_TYPE).unwrap());
-        p.properties.user_properties = [(
-            MqttString::try_from(USER_PROP.0).unwrap(),
-            MqttString::try_from(USER_PROP.1).unwrap(),
-        )]
-        .into_iter()
-        .collect::<UserProperties>();
+        p.properties
+            .set_content_type(Some(MqttString::try_from(CONTENT_TYPE).unwrap()));
+        p.properties.set_user_properties(
+            [(
+                MqttString::try_from(USER_PROP.0).unwrap(),
+                MqttString::try_from(USER_PROP.1).unwrap(),
+            )]
+            .into_iter()
+            .collect::<UserProperties>(),
+        );
     }
     p
 }

@@ -856,7 +856,8 @@ impl Run {
         if spec.properties {
             m.properties = gen::publish_properties(u)?;
             m.properties.topic_alias = None;
-            m.properties.subscription_identifiers = Default::default();
+            m.properties
+                .set_subscription_identifiers(Default::default());
         }
         m.properties.message_expiry_interval = spec.expiry.map(|e| u32::from(e % 8));
         Ok(m)

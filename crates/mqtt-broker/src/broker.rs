@@ -1123,7 +1123,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             if let Some(id) = opts.id {
                 ids.push(id);
             }
-            msg.properties.subscription_identifiers = ids;
+            msg.properties.set_subscription_identifiers(ids);
             self.deliver(now, key, msg, expires_at);
             if from_queue {
                 rerouted_queued += 1;
@@ -1143,11 +1143,12 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         let wp = w.properties;
         p.properties.payload_format_indicator = wp.payload_format_indicator;
         p.properties.message_expiry_interval = wp.message_expiry_interval;
-        p.properties.content_type = wp.content_type;
-        p.properties.response_topic = wp.response_topic;
-        p.properties.correlation_data = wp.correlation_data;
+        p.properties.set_content_type(wp.content_type);
+        p.properties.set_response_topic(wp.response_topic);
+        // Decoded from a CONNECT, so within Binary Data's 65,535 bytes.
+        let _ = p.properties.set_correlation_data(wp.correlation_data);
         // MQTT-3.1.3-10: User Properties in their order.
-        p.properties.user_properties = wp.user_properties;
+        p.properties.set_user_properties(wp.user_properties);
         self.stats.wills_published += 1;
         self.route(now, None, p);
     }
@@ -1222,7 +1223,10 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         // alias (MQTT-3.3.1-3).
         msg.dup = false;
         msg.properties.topic_alias = None;
-        msg.properties.subscription_identifiers = SubscriptionIds::default();
+        if msg.properties.has_subscription_identifiers() {
+            msg.properties
+                .set_subscription_identifiers(SubscriptionIds::default());
+        }
 
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
@@ -1289,7 +1293,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             out.delivery = delivery(q);
             // MQTT-3.3.1-12 / MQTT-3.3.1-13
             out.retain = rap && msg.retain;
-            out.properties.subscription_identifiers = ids;
+            out.properties.set_subscription_identifiers(ids);
             self.deliver(now, key, out, expires_at);
             delivered += 1;
         }
@@ -1304,7 +1308,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             if let Some(id) = o.id {
                 ids.push(id);
             }
-            out.properties.subscription_identifiers = ids;
+            out.properties.set_subscription_identifiers(ids);
             self.deliver(now, key, out, expires_at);
             delivered += 1;
         }
@@ -1339,7 +1343,11 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         let mut stored = msg.clone();
         stored.dup = false;
         stored.properties.topic_alias = None;
-        stored.properties.subscription_identifiers = SubscriptionIds::default();
+        if stored.properties.has_subscription_identifiers() {
+            stored
+                .properties
+                .set_subscription_identifiers(SubscriptionIds::default());
+        }
         let size = msg_bytes(&stored);
         let old = self.retained.get(topic).map(|r| msg_bytes(&r.msg));
         let after = self.retained_bytes - old.unwrap_or(0) + size;
@@ -1603,7 +1611,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             if let Some(id) = opts.id {
                 let mut ids = SubscriptionIds::default();
                 ids.push(id);
-                msg.properties.subscription_identifiers = ids;
+                msg.properties.set_subscription_identifiers(ids);
             }
             if let Some(t) = expires_at {
                 set_remaining_expiry(&mut msg, t, now);

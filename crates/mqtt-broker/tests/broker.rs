@@ -67,7 +67,7 @@ fn session_present(w: &World, i: usize) -> bool {
 fn ids(m: &Publish) -> Vec<u32> {
     let mut v: Vec<u32> = m
         .properties
-        .subscription_identifiers
+        .subscription_identifiers()
         .iter()
         .map(|i| i.get())
         .collect();
@@ -1177,11 +1177,8 @@ fn mqtt5_3_1_3_10_will_user_properties_in_order() {
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    assert_eq!(pairs(&got[0].properties.user_properties), want);
-    assert_eq!(
-        got[0].properties.content_type.as_ref().unwrap(),
-        "text/plain"
-    );
+    assert_eq!(pairs(&got[0].properties.user_properties()), want);
+    assert_eq!(got[0].properties.content_type().unwrap(), "text/plain");
     assert_eq!(got[0].qos(), QoS::AtLeastOnce);
 }
 
@@ -1421,10 +1418,14 @@ fn mqtt5_3_3_2_4_3_3_2_15_3_3_2_16_3_3_2_17_3_3_2_18_3_3_2_20_properties_forward
     ];
     let mut m = retained("p/x", b"{\"v\":1}", QoS::AtLeastOnce);
     m.properties.payload_format_indicator = Some(PayloadFormat::Utf8);
-    m.properties.content_type = Some(MqttString::from_static("application/json"));
-    m.properties.response_topic = Some(TopicName::try_from("reply/here").unwrap());
-    m.properties.correlation_data = Some(Bytes::from_static(&[0, 1, 2, 0xff]));
-    m.properties.user_properties = user_props(&order);
+    m.properties
+        .set_content_type(Some(MqttString::from_static("application/json")));
+    m.properties
+        .set_response_topic(Some(TopicName::try_from("reply/here").unwrap()));
+    m.properties
+        .set_correlation_data(Some(Bytes::from_static(&[0, 1, 2, 0xff])))
+        .unwrap();
+    m.properties.set_user_properties(user_props(&order));
     w.publish(publ, m.clone());
     w.connect(offline);
     let late = w.add(v5("late"));
@@ -1440,10 +1441,10 @@ fn mqtt5_3_3_2_4_3_3_2_15_3_3_2_16_3_3_2_17_3_3_2_18_3_3_2_20_properties_forward
         assert_eq!(got.len(), 1, "client {i}");
         let p = &got[0].properties;
         assert_eq!(p.payload_format_indicator, Some(PayloadFormat::Utf8));
-        assert_eq!(p.content_type, m.properties.content_type);
-        assert_eq!(p.response_topic, m.properties.response_topic);
-        assert_eq!(p.correlation_data, m.properties.correlation_data);
-        assert_eq!(pairs(&p.user_properties), want);
+        assert_eq!(p.content_type(), m.properties.content_type());
+        assert_eq!(p.response_topic(), m.properties.response_topic());
+        assert_eq!(p.correlation_data(), m.properties.correlation_data());
+        assert_eq!(pairs(&p.user_properties()), want);
         assert_eq!(got[0].payload, m.payload);
     }
 }

@@ -1292,7 +1292,8 @@ impl ClientRun {
             FromServer::Publish(spec, alias) => {
                 let mut p = incoming_publish(u, spec, alias, v)?;
                 if v5 && chance(u, 1, 4)? {
-                    p.properties.subscription_identifiers = gen::subscription_ids(u)?;
+                    p.properties
+                        .set_subscription_identifiers(gen::subscription_ids(u)?);
                 }
                 Packet::Publish(p)
             }
@@ -1716,7 +1717,7 @@ impl ClientRun {
                     }
                 }
                 assert!(
-                    m.properties.subscription_identifiers.is_empty(),
+                    !m.properties.has_subscription_identifiers(),
                     "Subscription Identifier in a client PUBLISH (MQTT-3.3.4-6)"
                 );
             }

@@ -400,7 +400,7 @@ impl Client {
         if msg.retain && !self.server.retain_available {
             return Err(Error::RetainNotSupported);
         }
-        if !msg.properties.subscription_identifiers.is_empty() {
+        if msg.properties.has_subscription_identifiers() {
             return Err(Error::NotAllowed(
                 "Subscription Identifier in a client PUBLISH",
             ));

@@ -962,7 +962,7 @@ impl ServerConnection {
                             "RETAIN without Retain Available (MQTT-3.2.2-14)",
                         ));
                     }
-                    if !p.properties.subscription_identifiers.is_empty() {
+                    if p.properties.has_subscription_identifiers() {
                         return self.violation((
                             DisconnectReasonCode::ProtocolError,
                             "Subscription Identifier in a client PUBLISH (MQTT-3.3.4-6)",

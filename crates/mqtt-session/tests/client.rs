@@ -1491,8 +1491,7 @@ fn mqtt5_3_3_4_6_no_subscription_identifier_in_client_publish() {
     let mut h = connected(V5);
     let mut m = msg("a", QoS::AtLeastOnce);
     m.properties
-        .subscription_identifiers
-        .push(SubscriptionId::new(7).unwrap());
+        .set_subscription_identifiers(std::iter::once(SubscriptionId::new(7).unwrap()).collect());
     assert!(matches!(h.c.publish(h.now, m), Err(Error::NotAllowed(_))));
     h.assert_silent();
     assert_eq!(h.c.in_flight(), 0);
@@ -1500,7 +1499,7 @@ fn mqtt5_3_3_4_6_no_subscription_identifier_in_client_publish() {
     h.c.publish(h.now, msg("a", QoS::AtLeastOnce)).unwrap();
     assert!(expect_publish(&h.out()[0])
         .properties
-        .subscription_identifiers
+        .subscription_identifiers()
         .is_empty());
 }
 

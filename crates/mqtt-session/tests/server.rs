@@ -1472,8 +1472,7 @@ fn mqtt5_4_13_1_1_protocol_errors_close_with_reason_code() {
     let mut f = connected(V5);
     let mut p = publish("a", b"x", QoS::AtLeastOnce, 1);
     p.properties
-        .subscription_identifiers
-        .push(SubscriptionId::new(5).unwrap());
+        .set_subscription_identifiers(std::iter::once(SubscriptionId::new(5).unwrap()).collect());
     expect_violation(&mut f, enc(V5, &p), DisconnectReasonCode::ProtocolError);
 
     // Receive Maximum exceeded: 0x93 (QoS 2 counts until PUBREL).

@@ -362,7 +362,8 @@ fn mqtt311_4_4_0_1_restored_session_not_present_reported_lost() {
 
 fn rich_state() -> SessionState {
     let mut a = publish("x/1", QoS::AtLeastOnce, 11, b"\x00\xffbinary");
-    a.properties.content_type = Some(MqttString::from_static("application/octet-stream"));
+    a.properties
+        .set_content_type(Some(MqttString::from_static("application/octet-stream")));
     a.properties.message_expiry_interval = Some(30);
     a.retain = true;
     let b = publish("x/2", QoS::ExactlyOnce, 2, b"");
@@ -388,7 +389,7 @@ fn serde_json_round_trip() {
     match &back.outbound()[0] {
         OutboundMessage::Publish(p) => {
             assert_eq!(
-                p.properties.content_type.as_ref().unwrap(),
+                p.properties.content_type().unwrap(),
                 "application/octet-stream"
             );
             assert_eq!(p.properties.message_expiry_interval, Some(30));

@@ -102,7 +102,9 @@ fn demo() -> Result<(ProtocolVersion, Vec<u8>), Box<dyn std::error::Error>> {
         Bytes::from_static(b"21.5"),
     )
     .with_delivery(Delivery::AtLeastOnce(PacketId::new(2).ok_or("packet id")?));
-    publish.properties.content_type = Some(MqttString::try_from("text/plain")?);
+    publish
+        .properties
+        .set_content_type(Some(MqttString::try_from("text/plain")?));
     publish.encode(v, &mut out)?;
     Packet::PingReq.encode(v, &mut out)?;
     Ok((v, out.to_vec()))

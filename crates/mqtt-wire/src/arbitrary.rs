@@ -393,16 +393,17 @@ pub fn publish_properties(u: &mut Unstructured<'_>) -> Result<PublishProperties>
     if none_at_all(u)? {
         return Ok(PublishProperties::default());
     }
-    Ok(PublishProperties {
-        payload_format_indicator: opt(u, Arbitrary::arbitrary)?,
-        message_expiry_interval: opt(u, u32_val)?,
-        topic_alias: opt(u, nz16)?,
-        response_topic: opt(u, topic_name)?,
-        correlation_data: opt(u, binary)?,
-        content_type: opt(u, string)?,
-        user_properties: user_properties(u)?,
-        subscription_identifiers: subscription_ids(u)?,
-    })
+    let mut p = PublishProperties::new();
+    p.payload_format_indicator = opt(u, Arbitrary::arbitrary)?;
+    p.message_expiry_interval = opt(u, u32_val)?;
+    p.topic_alias = opt(u, nz16)?;
+    p.set_response_topic(opt(u, topic_name)?);
+    // `binary` stays within 65,535 bytes, so this cannot fail.
+    let _ = p.set_correlation_data(opt(u, binary)?);
+    p.set_content_type(opt(u, string)?);
+    p.set_user_properties(user_properties(u)?);
+    p.set_subscription_identifiers(subscription_ids(u)?);
+    Ok(p)
 }
 
 /// Properties of PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK and UNSUBACK.
@@ -1121,13 +1122,14 @@ pub fn check_reencode(p: &Packet, version: ProtocolVersion) {
 pub fn check_accessors(p: &Packet) {
     let _ = alloc::format!("{p:?}");
     for up in user_properties_of(p) {
+        let up = &up;
         let rebuilt: UserProperties = up.iter().collect();
         assert_eq!(&rebuilt, up, "user properties of {p:?}");
         assert_eq!(up.len(), up.iter().count());
         assert_eq!(up.is_empty(), up.iter().next().is_none());
     }
     if let Packet::Publish(x) = p {
-        let ids = &x.properties.subscription_identifiers;
+        let ids = &x.properties.subscription_identifiers();
         let rebuilt: SubscriptionIds = ids.iter().collect();
         assert_eq!(&rebuilt, ids, "subscription identifiers of {p:?}");
         assert_eq!(ids.is_empty(), ids.iter().next().is_none());
@@ -1136,25 +1138,29 @@ pub fn check_accessors(p: &Packet) {
 }
 
 /// Every User Properties list a packet holds.
-fn user_properties_of(p: &Packet) -> Vec<&UserProperties> {
+fn user_properties_of(p: &Packet) -> Vec<UserProperties> {
     match p {
         Packet::Connect(c) => {
-            let mut v = alloc::vec![&c.properties.user_properties];
-            v.extend(c.will.as_ref().map(|w| &w.properties.user_properties));
+            let mut v = alloc::vec![c.properties.user_properties.clone()];
+            v.extend(
+                c.will
+                    .as_ref()
+                    .map(|w| w.properties.user_properties.clone()),
+            );
             v
         }
-        Packet::ConnAck(x) => alloc::vec![&x.properties.user_properties],
-        Packet::Publish(x) => alloc::vec![&x.properties.user_properties],
-        Packet::PubAck(x) => alloc::vec![&x.properties.user_properties],
-        Packet::PubRec(x) => alloc::vec![&x.properties.user_properties],
-        Packet::PubRel(x) => alloc::vec![&x.properties.user_properties],
-        Packet::PubComp(x) => alloc::vec![&x.properties.user_properties],
-        Packet::Subscribe(x) => alloc::vec![&x.properties.user_properties],
-        Packet::SubAck(x) => alloc::vec![&x.properties.user_properties],
-        Packet::Unsubscribe(x) => alloc::vec![&x.properties.user_properties],
-        Packet::UnsubAck(x) => alloc::vec![&x.properties.user_properties],
-        Packet::Disconnect(x) => alloc::vec![&x.properties.user_properties],
-        Packet::Auth(x) => alloc::vec![&x.properties.user_properties],
+        Packet::ConnAck(x) => alloc::vec![x.properties.user_properties.clone()],
+        Packet::Publish(x) => alloc::vec![x.properties.user_properties()],
+        Packet::PubAck(x) => alloc::vec![x.properties.user_properties.clone()],
+        Packet::PubRec(x) => alloc::vec![x.properties.user_properties.clone()],
+        Packet::PubRel(x) => alloc::vec![x.properties.user_properties.clone()],
+        Packet::PubComp(x) => alloc::vec![x.properties.user_properties.clone()],
+        Packet::Subscribe(x) => alloc::vec![x.properties.user_properties.clone()],
+        Packet::SubAck(x) => alloc::vec![x.properties.user_properties.clone()],
+        Packet::Unsubscribe(x) => alloc::vec![x.properties.user_properties.clone()],
+        Packet::UnsubAck(x) => alloc::vec![x.properties.user_properties.clone()],
+        Packet::Disconnect(x) => alloc::vec![x.properties.user_properties.clone()],
+        Packet::Auth(x) => alloc::vec![x.properties.user_properties.clone()],
         Packet::PingReq | Packet::PingResp => Vec::new(),
     }
 }

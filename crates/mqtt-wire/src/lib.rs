@@ -78,7 +78,9 @@
 //!     Bytes::from_static(b"21.5"),
 //! )
 //! .with_delivery(Delivery::AtLeastOnce(PacketId::new(7).unwrap()));
-//! publish.properties.content_type = Some(MqttString::from_static("text/plain"));
+//! publish
+//!     .properties
+//!     .set_content_type(Some(MqttString::from_static("text/plain")));
 //!
 //! let mut out = BytesMut::new();
 //! let n = publish.encode(ProtocolVersion::V5, &mut out).unwrap();
@@ -113,6 +115,7 @@ mod codec;
 mod error;
 mod packet;
 mod property;
+mod publish_properties;
 mod reason;
 mod string;
 mod topic;
@@ -128,9 +131,10 @@ pub use packet::{
 };
 pub use property::{
     AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,
-    MaximumQoS, PayloadFormat, PropertyId, PublishProperties, SubscribeProperties, SubscriptionId,
-    SubscriptionIds, UnsubscribeProperties, UserProperties, WillProperties,
+    MaximumQoS, PayloadFormat, PropertyId, SubscribeProperties, SubscriptionId, SubscriptionIds,
+    UnsubscribeProperties, UserProperties, WillProperties,
 };
+pub use publish_properties::PublishProperties;
 pub use reason::{
     AuthReasonCode, ConnectReasonCode, DisconnectReasonCode, PubAckReasonCode, PubRelReasonCode,
     SubAckReasonCode, UnsubAckReasonCode,

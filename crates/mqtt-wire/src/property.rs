@@ -735,31 +735,6 @@ properties! {
 }
 
 properties! {
-    /// PUBLISH properties (MQTT 5.0 §3.3.2.3).
-    PublishProperties for Publish {
-        /// Whether the payload is UTF-8.
-        payload_format_indicator: PayloadFormat = PayloadFormatIndicator,
-        /// Lifetime of the message in seconds.
-        message_expiry_interval: u32 = MessageExpiryInterval,
-        /// Topic Alias standing for the topic name (never 0, MQTT-3.3.2-8).
-        topic_alias: NonZeroU16 = TopicAlias,
-        /// Topic for a response.
-        response_topic: TopicName = ResponseTopic,
-        /// Correlation data for a response.
-        correlation_data: Bytes = CorrelationData,
-        /// Content type of the payload.
-        content_type: MqttString = ContentType,
-    }
-    many {
-        /// User Properties.
-        user_properties: UserProperties,
-        /// Subscription Identifiers of the matching subscriptions (server to
-        /// client only).
-        subscription_identifiers: SubscriptionIds,
-    }
-}
-
-properties! {
     /// Properties of PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK and UNSUBACK.
     AckProperties for PubAck | PubRec | PubRel | PubComp | SubAck | UnsubAck {
         /// Human-readable diagnostic.

@@ -55,16 +55,20 @@ fn publishes(version: ProtocolVersion) -> Vec<Publish> {
             .with_delivery(delivery);
             if version.is_v5() {
                 let mut props = PublishProperties::default();
-                props.content_type = Some(MqttString::from_static("application/json"));
-                props.user_properties = [(
-                    MqttString::from_static("unit"),
-                    MqttString::from_static("celsius"),
-                )]
-                .into_iter()
-                .collect::<UserProperties>();
-                props.subscription_identifiers = [SubscriptionId::new(1 + i as u32).unwrap()]
+                props.set_content_type(Some(MqttString::from_static("application/json")));
+                props.set_user_properties(
+                    [(
+                        MqttString::from_static("unit"),
+                        MqttString::from_static("celsius"),
+                    )]
                     .into_iter()
-                    .collect::<SubscriptionIds>();
+                    .collect::<UserProperties>(),
+                );
+                props.set_subscription_identifiers(
+                    [SubscriptionId::new(1 + i as u32).unwrap()]
+                        .into_iter()
+                        .collect::<SubscriptionIds>(),
+                );
                 p.properties = props;
             }
             p
@@ -174,7 +178,7 @@ fn publish_decode_allocates_nothing() {
     };
     let pairs: Vec<(String, String)> = p
         .properties
-        .user_properties
+        .user_properties()
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
@@ -183,6 +187,6 @@ fn publish_decode_allocates_nothing() {
         [("k".into(), "v".into()), ("k".into(), "w".into())],
         "order kept"
     );
-    assert_eq!(p.properties.content_type.unwrap(), "t");
+    assert_eq!(p.properties.content_type().unwrap(), "t");
     assert_eq!(&p.payload[..], b"xy");
 }

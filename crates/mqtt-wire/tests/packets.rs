@@ -175,8 +175,8 @@ fn publish_v5_with_properties() {
         .with_delivery(Delivery::AtLeastOnce(pid(10)))
         .with_retain(true);
     p.dup = true;
-    p.properties.content_type = Some(s("t"));
-    p.properties.user_properties.push(s("k"), s("v"));
+    p.properties.set_content_type(Some(s("t")));
+    p.properties.push_user_property(s("k"), s("v"));
     check(V5, &v, Packet::Publish(p));
 }
 
@@ -203,28 +203,32 @@ fn publish_v5_every_property_and_repeated_subscription_ids() {
     pr.payload_format_indicator = Some(PayloadFormat::Utf8);
     pr.message_expiry_interval = Some(3600);
     pr.topic_alias = NonZeroU16::new(7);
-    pr.response_topic = Some(name("reply/to"));
-    pr.correlation_data = Some(b(b"\x00\x01"));
-    pr.content_type = Some(s("application/json"));
-    pr.user_properties.push(s("a"), s("1"));
-    pr.user_properties.push(s("a"), s("2"));
-    pr.subscription_identifiers
-        .push(SubscriptionId::new(1).unwrap());
-    pr.subscription_identifiers
-        .push(SubscriptionId::new(268_435_455).unwrap());
+    pr.set_response_topic(Some(name("reply/to")));
+    pr.set_correlation_data(Some(b(b"\x00\x01"))).unwrap();
+    pr.set_content_type(Some(s("application/json")));
+    pr.push_user_property(s("a"), s("1"));
+    pr.push_user_property(s("a"), s("2"));
+    pr.set_subscription_identifiers(
+        [
+            SubscriptionId::new(1).unwrap(),
+            SubscriptionId::new(268_435_455).unwrap(),
+        ]
+        .into_iter()
+        .collect(),
+    );
     let bytes = encode(V5, &Packet::Publish(p.clone())).unwrap();
     check(V5, &bytes, Packet::Publish(p.clone()));
     // Order of user properties is kept.
     let pairs: Vec<_> = p
         .properties
-        .user_properties
+        .user_properties()
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     assert_eq!(pairs, [("a".into(), "1".into()), ("a".into(), "2".into())]);
     let ids: Vec<u32> = p
         .properties
-        .subscription_identifiers
+        .subscription_identifiers()
         .iter()
         .map(SubscriptionId::get)
         .collect();

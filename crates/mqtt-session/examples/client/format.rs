@@ -73,15 +73,15 @@ fn formatted(out: &mut Vec<u8>, p: &Publish, f: &str) {
                     }
                 }
                 Some('C') => {
-                    if let Some(c) = &props.content_type {
+                    if let Some(c) = props.content_type() {
                         s.push_str(c.as_str());
                     }
                 }
                 Some('D') => {
-                    if let Some(d) = &props.correlation_data {
+                    if let Some(d) = props.correlation_data() {
                         out.extend_from_slice(s.as_bytes());
                         s.clear();
-                        out.extend_from_slice(d);
+                        out.extend_from_slice(&d);
                     }
                 }
                 Some('E') => {
@@ -95,13 +95,13 @@ fn formatted(out: &mut Vec<u8>, p: &Publish, f: &str) {
                     }
                 }
                 Some('R') => {
-                    if let Some(r) = &props.response_topic {
+                    if let Some(r) = props.response_topic() {
                         s.push_str(r.as_str());
                     }
                 }
                 Some('S') => {
                     let ids: Vec<String> = props
-                        .subscription_identifiers
+                        .subscription_identifiers()
                         .iter()
                         .map(|i| i.get().to_string())
                         .collect();
@@ -109,7 +109,7 @@ fn formatted(out: &mut Vec<u8>, p: &Publish, f: &str) {
                 }
                 Some('P') => {
                     let users: Vec<String> = props
-                        .user_properties
+                        .user_properties()
                         .iter()
                         .map(|(k, v)| format!("{k}:{v}"))
                         .collect();
@@ -151,11 +151,13 @@ mod tests {
         )
         .with_delivery(Delivery::AtLeastOnce(PacketId::new(7).unwrap()))
         .with_retain(true);
-        p.properties.content_type = Some(MqttString::from_static("text/plain"));
-        p.properties.correlation_data = Some(Bytes::from_static(b"c1"));
         p.properties
-            .user_properties
-            .push(MqttString::from_static("k"), MqttString::from_static("v"));
+            .set_content_type(Some(MqttString::from_static("text/plain")));
+        p.properties
+            .set_correlation_data(Some(Bytes::from_static(b"c1")))
+            .unwrap();
+        p.properties
+            .push_user_property(MqttString::from_static("k"), MqttString::from_static("v"));
         p
     }
 

@@ -109,12 +109,17 @@ fn property(p: &mut Properties, d: &[String]) -> Result<(), String> {
         ("publish", "message-expiry-interval") => {
             p.publish.message_expiry_interval = Some(number(value)?);
         }
-        ("publish", "content-type") => p.publish.content_type = Some(string(value)?),
-        ("publish", "response-topic") => p.publish.response_topic = Some(topic(value)?),
-        ("publish", "correlation-data") => {
-            p.publish.correlation_data = Some(Bytes::copy_from_slice(value.as_bytes()));
+        ("publish", "content-type") => p.publish.set_content_type(Some(string(value)?)),
+        ("publish", "response-topic") => p.publish.set_response_topic(Some(topic(value)?)),
+        ("publish", "correlation-data") => p
+            .publish
+            .set_correlation_data(Some(Bytes::copy_from_slice(value.as_bytes())))
+            .map_err(|e| e.to_string())?,
+        ("publish", "user-property") => {
+            let mut up = p.publish.user_properties();
+            user(&mut up)?;
+            p.publish.set_user_properties(up);
         }
-        ("publish", "user-property") => user(&mut p.publish.user_properties)?,
         ("publish", "topic-alias") => {
             return Err("topic aliases are assigned by the client session".to_owned())
         }
@@ -224,14 +229,14 @@ mod tests {
         assert!(p.any);
         let users: Vec<_> = p
             .publish
-            .user_properties
+            .user_properties()
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         assert_eq!(users, ["k1=v1", "k1=v2"]);
-        assert_eq!(p.publish.content_type.unwrap(), "text/plain");
-        assert_eq!(p.publish.response_topic.unwrap(), "re/ply");
-        assert_eq!(&p.publish.correlation_data.unwrap()[..], b"c-1");
+        assert_eq!(p.publish.content_type().unwrap(), "text/plain");
+        assert_eq!(p.publish.response_topic().unwrap(), "re/ply");
+        assert_eq!(&p.publish.correlation_data().unwrap()[..], b"c-1");
         assert_eq!(p.publish.message_expiry_interval, Some(30));
     }
 

@@ -3,7 +3,7 @@
 use super::{read_packet_id, v5_only, PacketBody};
 use crate::codec::{put_prefixed, Reader};
 use crate::error::{DecodeError, EncodeError};
-use crate::property::PublishProperties;
+use crate::PublishProperties;
 use crate::{Delivery, PacketId, PacketType, ProtocolVersion, QoS, TopicError, TopicName};
 use bytes::{Buf, BufMut, Bytes};
 
