@@ -15,7 +15,7 @@ use mqtt_wire::{
     SubscriptionIds, TopicName, UnsubAckReasonCode, Unsubscribe,
 };
 
-use crate::hooks::{AllowAll, AuthDecision, ClientInfo, Hooks};
+use crate::hooks::{AllowAll, AuthDecision, ClientInfo, Hooks, Recipient};
 use crate::slab::{Key, Slab};
 use crate::store::{MemoryOnly, Store, StoredSession, StoredSubscription};
 use crate::{BrokerConfig, Error, Stats};
@@ -48,6 +48,10 @@ pub enum Event {
         id: ConnectionId,
         /// Its client identifier (assigned if it sent none).
         client_id: MqttString,
+        /// The user name it authenticated with, if any.
+        username: Option<MqttString>,
+        /// The protocol version it speaks.
+        version: ProtocolVersion,
         /// Whether its session was resumed.
         session_present: bool,
     },
@@ -164,9 +168,8 @@ type SessionKey = Key;
 #[derive(Debug)]
 struct Session {
     client_id: MqttString,
-    /// The user name that owns the session (`None`: not known, a session
-    /// restored from a store; the first to resume it owns it).
-    owner: Option<Option<MqttString>>,
+    /// The user name that owns the session (`None`: anonymous).
+    owner: Option<MqttString>,
     conn: Option<ConnectionId>,
     subs: SubList,
     queue: VecDeque<Queued>,
@@ -283,6 +286,11 @@ impl<H: Hooks, S: Store> Broker<H, S> {
     }
 
     /// The hooks.
+    pub fn hooks(&self) -> &H {
+        &self.hooks
+    }
+
+    /// The hooks, to change their state (e.g. reload an ACL).
     pub fn hooks_mut(&mut self) -> &mut H {
         &mut self.hooks
     }
@@ -318,7 +326,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             let expiry = stored.expiry.min(self.config.max_session_expiry).max(1);
             let mut session = Session {
                 client_id: stored.client_id.clone(),
-                owner: None,
+                owner: stored.owner,
                 conn: None,
                 subs: SubList::default(),
                 queue: VecDeque::new(),
@@ -807,6 +815,33 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         }
 
         let mut existing = self.by_client.get(&client_id).copied();
+        let username = connect.username.as_ref().map(owned);
+        // A session owned by another user: the hook decides whether the
+        // newcomer may take the client id over (default: no, 0x87), before
+        // anything happens to the owner's connection.
+        let owner = existing
+            .and_then(|key| self.sessions.get(key))
+            .map(|s| s.owner.clone());
+        let foreign = owner.as_ref().is_some_and(|o| *o != username);
+        if foreign {
+            let info = ClientInfo {
+                connection: id,
+                client_id: &client_id,
+                username: connect.username.as_ref(),
+                version: connect.protocol,
+            };
+            let owner_name = owner.as_ref().and_then(Option::as_ref);
+            if !self.hooks.may_replace_session(&info, owner_name) {
+                if let Some(c) = self.conns.get_mut(id.0) {
+                    let _ = c.server.reject(
+                        now,
+                        ConnectReasonCode::NotAuthorized,
+                        ConnAckProperties::default(),
+                    );
+                }
+                return;
+            }
+        }
         // Session takeover (MQTT-3.1.4-3): the old connection gets
         // DISCONNECT 0x8E and is closed; its session is detached first.
         if let Some(key) = existing {
@@ -831,17 +866,12 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             if let Some(s) = self.sessions.get_mut(key) {
                 s.will = None;
             }
-            let username = connect.username.as_ref().map(owned);
-            let foreign = self
-                .sessions
-                .get(key)
-                .and_then(|s| s.owner.as_ref())
-                .is_some_and(|o| *o != username);
             if connect.clean_start || foreign {
                 // MQTT-3.1.2-4: Clean Start discards the session. So does
-                // another user taking the client id: a session's
-                // subscriptions and queued messages were authorized for its
-                // owner, and must not reach someone else.
+                // another user taking the client id (allowed by the hook):
+                // a session's subscriptions and queued messages were
+                // authorized for its owner, and must not reach someone
+                // else.
                 self.end_session(now, key, false);
                 existing = None;
             }
@@ -880,16 +910,16 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                 (key, false)
             }
         };
-        let owner = connect.username.as_ref().map(owned);
         let flows = self.sessions.get_mut(key).and_then(|s| {
             s.conn = Some(id);
-            s.owner = Some(owner);
             if expiry > 0 && (!session_present || s.expiry != expiry) {
-                self.store.session_saved(&client_id, expiry);
+                self.store
+                    .session_saved(&client_id, username.as_ref(), expiry);
             } else if expiry == 0 && s.expiry > 0 {
                 // No longer persistent: the store forgets it.
                 self.store.session_ended(&client_id);
             }
+            s.owner = username;
             s.expiry = expiry;
             s.expires_at = None;
             s.flows.take().map(|b| *b)
@@ -927,9 +957,12 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         c.username = connect.username.as_ref().map(owned);
         // MQTT-3.1.2-7: the Will is kept with the session's connection.
         c.will = connect.will.clone().map(Box::new);
+        let username = c.username.clone();
         self.events.push_back(Event::Connected {
             id,
             client_id,
+            username,
+            version: connect.protocol,
             session_present,
         });
         self.pump(now, key);
@@ -954,7 +987,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                             let e = e.min(self.config.max_session_expiry);
                             if e != s.expiry {
                                 if e > 0 {
-                                    self.store.session_saved(&s.client_id, e);
+                                    self.store.session_saved(&s.client_id, s.owner.as_ref(), e);
                                 } else {
                                     self.store.session_ended(&s.client_id);
                                 }
@@ -1092,12 +1125,16 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             let mut pick: Option<(SessionKey, SubOpts)> = None;
             {
                 let sessions = &self.sessions;
+                let hooks = &mut self.hooks;
                 self.tree.for_each_match(&topic, |m| {
                     if let Match::Shared(g) = m {
                         if g.share_name() != share.share_name() {
                             return;
                         }
                         for (k, v) in g.members() {
+                            if !may_receive(hooks, sessions, *k, &topic) {
+                                continue;
+                            }
                             let connected = sessions.get(*k).is_some_and(|x| x.conn.is_some());
                             if pick.is_none() || connected {
                                 pick = Some((*k, *v));
@@ -1235,15 +1272,20 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         let mut shared: Vec<(SessionKey, SubOpts)> = Vec::new();
         {
             let sessions = &self.sessions;
+            let hooks = &mut self.hooks;
             self.tree.for_each_match(&topic, |m| match m {
                 Match::Subscriber { key, value } => scratch.push((*key, *value)),
                 Match::Shared(g) => {
-                    // Round robin, preferring a connected member.
+                    // Round robin, preferring a connected member, among the
+                    // members that may receive it.
                     rr = rr.wrapping_add(1);
                     let n = g.len();
                     let mut pick = None;
                     for i in 0..n {
                         if let Some((k, v)) = g.pick(rr.wrapping_add(i)) {
+                            if !may_receive(hooks, sessions, *k, &topic) {
+                                continue;
+                            }
                             if pick.is_none() {
                                 pick = Some((*k, *v));
                             }
@@ -1287,6 +1329,9 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                 }
             }
             let Some(granted) = qos else { continue };
+            if !may_receive(&mut self.hooks, &self.sessions, key, &topic) {
+                continue;
+            }
             let mut out = msg.clone();
             // MQTT-3.8.4-8: the lower of published and granted QoS.
             let q = msg.qos().min(granted);
@@ -1605,6 +1650,13 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             }
         });
         for (mut msg, expires_at) in found {
+            let readable = msg
+                .topic
+                .as_ref()
+                .is_some_and(|t| may_receive(&mut self.hooks, &self.sessions, key, t));
+            if !readable {
+                continue;
+            }
             let q = msg.qos().min(opts.qos);
             msg.delivery = delivery(q);
             msg.retain = true; // sent because retained
@@ -1690,6 +1742,25 @@ const PID1: mqtt_wire::PacketId = match mqtt_wire::PacketId::new(1) {
     Some(p) => p,
     None => panic!("1 is a valid packet id"),
 };
+
+/// Whether the hooks let session `key` receive a message on `topic`
+/// (`Hooks::may_receive`); a session that is gone receives nothing.
+fn may_receive<H: Hooks>(
+    hooks: &mut H,
+    sessions: &Slab<Session>,
+    key: SessionKey,
+    topic: &TopicName,
+) -> bool {
+    let Some(s) = sessions.get(key) else {
+        return false;
+    };
+    let recipient = Recipient {
+        client_id: &s.client_id,
+        username: s.owner.as_ref(),
+        connection: s.conn,
+    };
+    hooks.may_receive(&recipient, topic)
+}
 
 fn delivery(q: QoS) -> mqtt_wire::Delivery {
     match q {

@@ -25,6 +25,19 @@ pub struct ClientInfo<'a> {
     pub version: ProtocolVersion,
 }
 
+/// Who a message would be delivered to, for read authorization: a
+/// session, connected or not.
+#[derive(Debug, Clone, Copy)]
+pub struct Recipient<'a> {
+    /// The session's client identifier.
+    pub client_id: &'a MqttString,
+    /// The user name that owns the session (`None`: anonymous, or not known
+    /// for a session restored from a store without one).
+    pub username: Option<&'a MqttString>,
+    /// The connection, if the session is connected.
+    pub connection: Option<ConnectionId>,
+}
+
 /// The answer to a CONNECT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthDecision {
@@ -71,6 +84,32 @@ pub trait Hooks {
     fn may_subscribe(&mut self, client: &ClientInfo<'_>, filter: &SubscriptionFilter) -> bool {
         let _ = (client, filter);
         true
+    }
+
+    /// May this session receive a message published to `topic`? Checked per
+    /// delivery (routing, retained messages sent on subscribe, a shared
+    /// subscription's message handed to another member), after
+    /// [`may_subscribe`](Self::may_subscribe) granted the filter: read
+    /// rights narrower than a wildcard filter, or rights revoked since the
+    /// subscription, are enforced here. A refused message is skipped for
+    /// that session only (a share group picks another member). Default: yes.
+    fn may_receive(&mut self, recipient: &Recipient<'_>, topic: &TopicName) -> bool {
+        let _ = (recipient, topic);
+        true
+    }
+
+    /// A client connects with a client identifier whose session belongs to
+    /// another user (`owner`; `None`: anonymous). Allowed: an existing
+    /// connection of that session is closed (DISCONNECT 0x8E, MQTT-3.1.4-3)
+    /// and the session is discarded, so the newcomer starts a fresh one
+    /// (the old one's subscriptions and messages were authorized for its
+    /// owner). Refused: the CONNECT is refused with 0x87 Not authorized
+    /// (3.1.1: 0x05) and the owner keeps its connection and session.
+    /// Default: refused, so that one user cannot disconnect another or
+    /// discard its session by reusing its client identifier.
+    fn may_replace_session(&mut self, client: &ClientInfo<'_>, owner: Option<&MqttString>) -> bool {
+        let _ = (client, owner);
+        false
     }
 }
 

@@ -35,8 +35,11 @@
 //!
 //! A session belongs to its client identifier *and* the user name that
 //! created it: a CONNECT with the same client identifier but another user
-//! name gets a new session (the old one's subscriptions and queued messages
-//! were authorized for its owner).
+//! name is refused (0x87) unless [`Hooks::may_replace_session`] allows it,
+//! and then gets a new session (the old one's subscriptions and queued
+//! messages were authorized for its owner). Read rights are checked per
+//! filter at SUBSCRIBE ([`Hooks::may_subscribe`]) and again per delivery
+//! ([`Hooks::may_receive`]).
 //!
 //! # Example: two clients through the broker, in memory
 //!
@@ -114,7 +117,7 @@ use core::fmt;
 
 pub use broker::{Broker, ConnectionId, Event};
 pub use config::BrokerConfig;
-pub use hooks::{AllowAll, AuthDecision, ClientInfo, Hooks};
+pub use hooks::{AllowAll, AuthDecision, ClientInfo, Hooks, Recipient};
 pub use store::{MemoryOnly, Store, StoredSession, StoredSubscription};
 
 /// Misuse of the broker API: refused, nothing changed.

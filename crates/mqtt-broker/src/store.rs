@@ -44,6 +44,11 @@ pub struct StoredSubscription {
 pub struct StoredSession {
     /// Client identifier.
     pub client_id: MqttString,
+    /// The user name of the session's owner (`None`: anonymous), as
+    /// [`Store::session_saved`] reported it. A client of another user
+    /// reusing the client identifier is handled by
+    /// [`Hooks::may_replace_session`](crate::Hooks::may_replace_session).
+    pub owner: Option<MqttString>,
     /// Session Expiry Interval, seconds (counted from the restore).
     pub expiry: u32,
     /// Subscriptions.
@@ -56,10 +61,10 @@ pub struct StoredSession {
 /// Where the broker reports durable state. Every method defaults to doing
 /// nothing ([`MemoryOnly`]: state lives in the broker's memory only).
 pub trait Store {
-    /// A persistent session was created, or its Session Expiry Interval
-    /// changed.
-    fn session_saved(&mut self, client_id: &MqttString, expiry: u32) {
-        let _ = (client_id, expiry);
+    /// A persistent session was created for the user `owner` (`None`:
+    /// anonymous), or its Session Expiry Interval changed.
+    fn session_saved(&mut self, client_id: &MqttString, owner: Option<&MqttString>, expiry: u32) {
+        let _ = (client_id, owner, expiry);
     }
 
     /// A persistent session ended (expired, or discarded by Clean Start):

@@ -208,7 +208,7 @@ fn as_user(mut c: Connect, user: &str) -> Connect {
 }
 
 #[test]
-fn another_user_taking_a_client_id_does_not_inherit_its_session() {
+fn another_user_cannot_take_a_client_id_by_default() {
     use mqtt_wire::QoS;
     let mut w = World::new(BrokerConfig::default());
     let admin = w.add(as_user(persistent5("box", 600), "admin"));
@@ -216,25 +216,97 @@ fn another_user_taking_a_client_id_does_not_inherit_its_session() {
     w.connect(admin);
     w.connect(publ);
     w.subscribe(admin, "secret/#", QoS::AtLeastOnce);
-    w.drop_conn(admin);
-    // Queued for the admin's session while it is away.
-    w.publish(publ, msg("secret/a", b"for admin", QoS::AtLeastOnce));
+    // While the owner is connected: refused, and the owner is untouched
+    // (no DISCONNECT 0x8E, still delivered to).
     let guest = w.add(as_user(persistent5("box", 600), "guest"));
     let ack = w.connect(guest).expect("CONNACK");
+    assert_eq!(ack.reason_code, ConnectReasonCode::NotAuthorized);
+    assert!(!w.is_open(guest));
+    assert!(w.is_open(admin));
+    assert!(w.wire_disconnects(admin).is_empty());
+    w.publish(publ, msg("secret/a", b"live", QoS::AtLeastOnce));
+    assert_eq!(w.take_payloads(admin), vec!["live".to_owned()]);
+    // While the owner is away: refused too, and its queued messages stay.
+    w.drop_conn(admin);
+    w.publish(publ, msg("secret/b", b"queued", QoS::AtLeastOnce));
+    let guest2 = w.add(as_user(persistent5("box", 600), "guest"));
+    let ack = w.connect(guest2).expect("CONNACK");
+    assert_eq!(ack.reason_code, ConnectReasonCode::NotAuthorized);
+    // Anonymous is another user as well.
+    let anon = w.add(persistent5("box", 600));
+    let ack = w.connect(anon).expect("CONNACK");
+    assert_eq!(ack.reason_code, ConnectReasonCode::NotAuthorized);
+    // The owner resumes its session with what was queued.
+    let again = w.add(as_user(persistent5("box", 600), "admin"));
+    assert!(w.connect(again).expect("CONNACK").session_present);
+    assert_eq!(w.take_payloads(again), vec!["queued".to_owned()]);
+}
+
+/// Lets any user replace another user's session.
+struct ReplaceAllowed;
+
+impl Hooks for ReplaceAllowed {
+    fn may_replace_session(
+        &mut self,
+        _: &mqtt_broker::ClientInfo<'_>,
+        owner: Option<&mqtt_wire::MqttString>,
+    ) -> bool {
+        assert_eq!(owner.map(|o| o.as_str()), Some("admin"));
+        true
+    }
+}
+
+#[test]
+fn mqtt5_3_1_4_3_allowed_replacement_takes_over_with_a_fresh_session() {
+    use mqtt_wire::{DisconnectReasonCode, QoS};
+    let mut w = World::with_hooks(BrokerConfig::default(), ReplaceAllowed);
+    let admin = w.add(as_user(persistent5("box", 600), "admin"));
+    let publ = w.add(v5("pub"));
+    w.connect(admin);
+    w.connect(publ);
+    w.subscribe(admin, "secret/#", QoS::AtLeastOnce);
+    let guest = w.add(as_user(persistent5("box", 600), "guest"));
+    let ack = w.connect(guest).expect("CONNACK");
+    assert_eq!(ack.reason_code, ConnectReasonCode::Success);
+    // MQTT-3.1.4-3: the old connection gets DISCONNECT 0x8E.
+    let d = w.wire_disconnects(admin);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].reason_code, DisconnectReasonCode::SessionTakenOver);
+    // The admin's session (its subscription) is not the guest's.
     assert!(!ack.session_present, "a foreign session is not resumed");
     w.publish(publ, msg("secret/b", b"later", QoS::AtLeastOnce));
     assert!(
         w.take(guest).is_empty(),
         "nothing of the admin's reaches the guest"
     );
-    // The owner itself still resumes its own session.
-    w.drop_conn(guest);
-    let admin2 = w.add(as_user(persistent5("box2", 600), "admin"));
-    w.connect(admin2);
-    w.subscribe(admin2, "secret/#", QoS::AtLeastOnce);
-    w.drop_conn(admin2);
-    w.publish(publ, msg("secret/c", b"kept", QoS::AtLeastOnce));
-    let again = w.add(as_user(persistent5("box2", 600), "admin"));
-    assert!(w.connect(again).expect("CONNACK").session_present);
-    assert_eq!(w.take_payloads(again), vec!["kept".to_owned()]);
+}
+
+#[test]
+fn a_restored_session_keeps_its_owner() {
+    use mqtt_broker::{StoredSession, StoredSubscription};
+    use mqtt_wire::QoS;
+    let mut w = World::new(BrokerConfig::default());
+    let stored = StoredSession {
+        client_id: mqtt_wire::MqttString::from_static("box"),
+        owner: Some(mqtt_wire::MqttString::from_static("alice")),
+        expiry: 600,
+        subscriptions: vec![(
+            mqtt_topic::SubscriptionFilter::try_from("t/#").unwrap(),
+            StoredSubscription {
+                qos: QoS::AtLeastOnce,
+                no_local: false,
+                retain_as_published: false,
+                subscription_id: None,
+            },
+        )],
+        messages: vec![(1, msg("t/1", b"kept", QoS::AtLeastOnce))],
+    };
+    w.broker.restore(w.now, vec![stored], vec![]).unwrap();
+    // Not the first to come, but the owner, resumes it.
+    let mallory = w.add(as_user(persistent5("box", 600), "mallory"));
+    let ack = w.connect(mallory).expect("CONNACK");
+    assert_eq!(ack.reason_code, ConnectReasonCode::NotAuthorized);
+    let alice = w.add(as_user(persistent5("box", 600), "alice"));
+    assert!(w.connect(alice).expect("CONNACK").session_present);
+    assert_eq!(w.take_payloads(alice), vec!["kept".to_owned()]);
 }

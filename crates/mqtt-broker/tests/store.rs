@@ -28,6 +28,7 @@ use mqtt_wire::{
 struct Recorded {
     log: Vec<String>,
     sessions: BTreeMap<MqttString, (u32, Vec<(SubscriptionFilter, StoredSubscription)>)>,
+    owners: BTreeMap<MqttString, Option<MqttString>>,
     messages: BTreeMap<MqttString, Vec<(u64, Publish)>>,
     retained: BTreeMap<TopicName, Publish>,
 }
@@ -36,9 +37,10 @@ struct Recorded {
 struct Shared(Arc<Mutex<Recorded>>);
 
 impl Store for Shared {
-    fn session_saved(&mut self, client_id: &MqttString, expiry: u32) {
+    fn session_saved(&mut self, client_id: &MqttString, owner: Option<&MqttString>, expiry: u32) {
         let mut r = self.0.lock().unwrap();
         r.log.push(format!("session {client_id} {expiry}"));
+        r.owners.insert(client_id.clone(), owner.cloned());
         r.sessions.entry(client_id.clone()).or_default().0 = expiry;
     }
     fn session_ended(&mut self, client_id: &MqttString) {
@@ -98,6 +100,7 @@ impl Shared {
             .iter()
             .map(|(id, (expiry, subs))| StoredSession {
                 client_id: id.clone(),
+                owner: r.owners.get(id).cloned().flatten(),
                 expiry: *expiry,
                 subscriptions: subs.clone(),
                 messages: r.messages.get(id).cloned().unwrap_or_default(),
@@ -344,6 +347,7 @@ fn restored_copies_still_expire() {
     m.properties.message_expiry_interval = Some(10);
     let stored = StoredSession {
         client_id: MqttString::from_static("sub"),
+        owner: None,
         expiry: 3600,
         subscriptions: vec![],
         messages: vec![(7, m), (8, msg("t/x", b"forever", QoS::AtLeastOnce))],

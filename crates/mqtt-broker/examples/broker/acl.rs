@@ -171,6 +171,29 @@ impl Acl {
 
     /// May this client publish to `topic`?
     pub(crate) fn may_write(&self, user: Option<&str>, client_id: &str, topic: &TopicName) -> bool {
+        self.topic_access(user, client_id, topic, Access::writes)
+    }
+
+    /// May this client receive a message published to `topic`? (Read
+    /// access, checked per delivery.)
+    pub(crate) fn may_read_topic(
+        &self,
+        user: Option<&str>,
+        client_id: &str,
+        topic: &TopicName,
+    ) -> bool {
+        self.topic_access(user, client_id, topic, Access::reads)
+    }
+
+    /// Whether a rule matching `topic` grants what `grants` asks and no
+    /// `deny` rule matches it.
+    fn topic_access(
+        &self,
+        user: Option<&str>,
+        client_id: &str,
+        topic: &TopicName,
+        grants: fn(Access) -> bool,
+    ) -> bool {
         let name = topic.as_bytes();
         let mut granted = false;
         for (access, filter) in self.rules_for(user, client_id) {
@@ -178,7 +201,7 @@ impl Acl {
                 if access == Access::Deny {
                     return false;
                 }
-                granted |= access.writes();
+                granted |= grants(access);
             }
         }
         granted
@@ -312,6 +335,24 @@ mod tests {
         assert!(!a.may_read(Some("bob"), "c", &sub("public/a")));
         // a wildcard client id does not widen a pattern
         assert!(!a.may_write(None, "+", &name("clients/x/status")));
+    }
+
+    #[test]
+    fn read_rights_per_delivered_topic() {
+        let a = acl("topic read public/#\n\
+             user alice\n\
+             topic readwrite alice/#\n\
+             topic deny alice/secret\n\
+             topic write sensors/+\n\
+             pattern read users/%u/#\n");
+        assert!(a.may_read_topic(None, "x", &name("public/a/b")));
+        assert!(!a.may_read_topic(None, "x", &name("alice/a")));
+        assert!(a.may_read_topic(Some("alice"), "c", &name("alice/a")));
+        assert!(!a.may_read_topic(Some("alice"), "c", &name("alice/secret")));
+        // write-only is not read
+        assert!(!a.may_read_topic(Some("alice"), "c", &name("sensors/t")));
+        assert!(a.may_read_topic(Some("alice"), "c", &name("users/alice/x")));
+        assert!(!a.may_read_topic(Some("alice"), "c", &name("users/bob/x")));
     }
 
     #[test]

@@ -287,6 +287,8 @@ impl BrokerTask {
             Event::Connected {
                 id,
                 client_id,
+                username,
+                version,
                 session_present,
             } => {
                 let resumed = if session_present {
@@ -294,8 +296,9 @@ impl BrokerTask {
                 } else {
                     ""
                 };
+                let user = username.map_or_else(String::new, |u| format!(" user \"{u}\""));
                 log(&format!(
-                    "connect {id} client \"{client_id}\" from {}{resumed}",
+                    "connect {id} client \"{client_id}\"{user} {version} from {}{resumed}",
                     self.peer(id)
                 ));
             }

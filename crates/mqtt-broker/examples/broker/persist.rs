@@ -55,6 +55,8 @@ pub(crate) struct Storage(Option<Journal>);
 
 #[derive(Debug, Default)]
 struct MirrorSession {
+    /// The owner's user name (`None`: anonymous).
+    owner: Option<MqttString>,
     expiry: u32,
     subs: BTreeMap<String, (SubscriptionFilter, StoredSubscription)>,
     messages: BTreeMap<u64, Publish>,
@@ -112,6 +114,7 @@ impl Storage {
             .iter()
             .map(|(id, s)| StoredSession {
                 client_id: id.clone(),
+                owner: s.owner.clone(),
                 expiry: s.expiry,
                 subscriptions: s.subs.values().cloned().collect(),
                 messages: s.messages.iter().map(|(k, m)| (*k, m.clone())).collect(),
@@ -191,12 +194,11 @@ impl Journal {
 }
 
 impl Store for Storage {
-    fn session_saved(&mut self, client_id: &MqttString, expiry: u32) {
+    fn session_saved(&mut self, client_id: &MqttString, owner: Option<&MqttString>, expiry: u32) {
         let Some(j) = &mut self.0 else { return };
-        apply_session_saved(&mut j.mirror, client_id, expiry);
+        apply_session_saved(&mut j.mirror, client_id, owner.cloned(), expiry);
         j.append(SESSION_SAVED, |b| {
-            put_str(b, client_id.as_str());
-            b.put_u32_le(expiry);
+            put_session_saved(b, client_id, owner, expiry)
         });
     }
 
@@ -295,8 +297,34 @@ impl Store for Storage {
     }
 }
 
-fn apply_session_saved(mirror: &mut Mirror, client_id: &MqttString, expiry: u32) {
-    mirror.sessions.entry(client_id.clone()).or_default().expiry = expiry;
+fn apply_session_saved(
+    mirror: &mut Mirror,
+    client_id: &MqttString,
+    owner: Option<MqttString>,
+    expiry: u32,
+) {
+    let s = mirror.sessions.entry(client_id.clone()).or_default();
+    s.owner = owner;
+    s.expiry = expiry;
+}
+
+/// Body of a `SESSION_SAVED` record: client id, expiry, then the owner
+/// (`0`, or `1` and the user name).
+fn put_session_saved(
+    b: &mut BytesMut,
+    client_id: &MqttString,
+    owner: Option<&MqttString>,
+    expiry: u32,
+) {
+    put_str(b, client_id.as_str());
+    b.put_u32_le(expiry);
+    match owner {
+        Some(u) => {
+            b.put_u8(1);
+            put_str(b, u.as_str());
+        }
+        None => b.put_u8(0),
+    }
 }
 
 /// Writes the mirror to `DIR/journal.tmp`, syncs it and renames it over
@@ -316,8 +344,7 @@ fn write_snapshot(dir: &Path, mirror: &Mirror) -> io::Result<(BufWriter<File>, u
     };
     for (id, sess) in &mirror.sessions {
         j2.append(SESSION_SAVED, |b| {
-            put_str(b, id.as_str());
-            b.put_u32_le(sess.expiry);
+            put_session_saved(b, id, sess.owner.as_ref(), sess.expiry);
         });
         for (text, (_, sub)) in &sess.subs {
             j2.append(SUBSCRIBED, |b| {
@@ -458,7 +485,13 @@ fn apply(m: &mut Mirror, b: &mut Bytes) -> ReplayResult<()> {
         SESSION_SAVED => {
             let id = get_str(b)?;
             let expiry = get_u32(b)?;
-            apply_session_saved(m, &id, expiry);
+            // Records written before owners were kept end here: anonymous.
+            let owner = match b.has_remaining().then(|| get_u8(b)).transpose()? {
+                None | Some(0) => None,
+                Some(1) => Some(get_str(b)?),
+                Some(x) => return Err(format!("bad owner flag {x}")),
+            };
+            apply_session_saved(m, &id, owner, expiry);
         }
         SESSION_ENDED => {
             let id = get_str(b)?;
@@ -549,12 +582,13 @@ mod tests {
             retain_as_published: false,
             subscription_id: SubscriptionId::new(7),
         };
-        s.session_saved(&c, 300);
+        let alice = MqttString::try_from("alice").unwrap();
+        s.session_saved(&c, Some(&alice), 300);
         s.subscribed(&c, &f, &sub);
         s.message_added(&c, 1, &msg("a/1", b"one"));
         s.message_added(&c, 2, &msg("a/2", b"two"));
         s.message_done(&c, 1);
-        s.session_saved(&gone, 60);
+        s.session_saved(&gone, None, 60);
         s.session_ended(&gone);
         let t = TopicName::try_from("r/1").unwrap();
         s.retained(&t, Some(&msg("r/1", b"kept").with_retain(true)));
@@ -577,6 +611,7 @@ mod tests {
         assert_eq!(kept.sessions.len(), 1);
         let session = &kept.sessions[0];
         assert_eq!(session.client_id, c);
+        assert_eq!(session.owner, Some(alice));
         assert_eq!(session.expiry, 300);
         assert_eq!(session.subscriptions, vec![(f, sub)]);
         assert_eq!(session.messages.len(), 1);

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use mqtt_broker::{AuthDecision, ClientInfo, Hooks};
+use mqtt_broker::{AuthDecision, ClientInfo, Hooks, Recipient};
 use mqtt_topic::SubscriptionFilter;
 use mqtt_wire::{Connect, ConnectReasonCode, TopicName};
 
@@ -48,6 +48,18 @@ impl Hooks for Policy {
                 client.username.map(|u| u.as_str()),
                 client.client_id.as_str(),
                 filter,
+            )
+        })
+    }
+
+    fn may_receive(&mut self, recipient: &Recipient<'_>, topic: &TopicName) -> bool {
+        // Checked again per message, as mosquitto does: a `deny` or a
+        // `pattern` narrower than the subscribed filter still applies.
+        self.acl.as_ref().is_none_or(|acl| {
+            acl.may_read_topic(
+                recipient.username.map(|u| u.as_str()),
+                recipient.client_id.as_str(),
+                topic,
             )
         })
     }
