@@ -107,6 +107,10 @@ impl SubList {
         match self.find(&f) {
             Ok(i) => self.0.get_mut(i).map(|e| std::mem::replace(&mut e.1, o)),
             Err(i) => {
+                // Grow one entry at a time: most sessions hold one or two
+                // subscriptions, and `Vec`'s first growth reserves four
+                // (288 bytes).
+                self.0.reserve_exact(1);
                 self.0.insert(i, (f, o));
                 None
             }
@@ -197,9 +201,9 @@ impl Session {
 #[derive(Debug)]
 struct Conn {
     server: ServerConnection,
+    /// The session, once connected: its client id and owner (the user
+    /// name) are this connection's.
     session: Option<SessionKey>,
-    client_id: Option<MqttString>,
-    username: Option<MqttString>,
     will: Option<Box<LastWill>>,
     /// CONNECT awaiting the wrapper's decision.
     pending: Option<Box<Connect>>,
@@ -440,8 +444,6 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         let conn = Conn {
             server: ServerConnection::new(self.config.server.clone(), now),
             session: None,
-            client_id: None,
-            username: None,
             will: None,
             pending: None,
             in_ready: false,
@@ -953,11 +955,9 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             return;
         }
         c.session = Some(key);
-        c.client_id = Some(client_id.clone());
-        c.username = connect.username.as_ref().map(owned);
         // MQTT-3.1.2-7: the Will is kept with the session's connection.
         c.will = connect.will.clone().map(Box::new);
-        let username = c.username.clone();
+        let username = self.sessions.get(key).and_then(|s| s.owner.clone());
         self.events.push_back(Event::Connected {
             id,
             client_id,
@@ -969,10 +969,13 @@ impl<H: Hooks, S: Store> Broker<H, S> {
     }
 
     fn on_closed(&mut self, now: Instant, id: ConnectionId, reason: CloseReason) {
-        let (key, will, client_id) = match self.conns.get_mut(id.0) {
-            Some(c) => (c.session.take(), c.will.take(), c.client_id.clone()),
+        let (key, will) = match self.conns.get_mut(id.0) {
+            Some(c) => (c.session.take(), c.will.take()),
             None => return,
         };
+        let client_id = key
+            .and_then(|k| self.sessions.get(k))
+            .map(|s| s.client_id.clone());
         let flows = self
             .conns
             .get_mut(id.0)
@@ -1197,7 +1200,8 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         id: ConnectionId,
     ) -> Option<(MqttString, Option<MqttString>, ProtocolVersion)> {
         let c = self.conns.get(id.0)?;
-        Some((c.client_id.clone()?, c.username.clone(), c.server.version()))
+        let s = self.sessions.get(c.session?)?;
+        Some((s.client_id.clone(), s.owner.clone(), c.server.version()))
     }
 
     fn on_publish(&mut self, now: Instant, id: ConnectionId, p: Publish) {

@@ -639,8 +639,8 @@ impl Client {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
-        if !self.core.dropped.is_empty() {
-            let dropped = std::mem::take(&mut self.core.dropped);
+        let dropped = self.core.take_dropped();
+        if !dropped.is_empty() {
             self.events.extend(dropped.into_iter().map(Event::Dropped));
         }
         self.events.pop_front()

@@ -265,15 +265,34 @@ pub(crate) struct Core {
     out_alias_max: u16,
     /// Whether we assign outbound aliases at all.
     out_alias_enabled: bool,
+    /// Inbound QoS 1 not yet acknowledged (manual mode).
+    pending_qos1: usize,
+    /// Tables many connections never use, boxed on first use (an idle
+    /// connection carries one pointer for them).
+    extras: Option<Box<Extras>>,
+}
+
+/// The parts of [`Core`] that many connections never use.
+#[derive(Debug, Default)]
+struct Extras {
     out_aliases: HashMap<TopicName, u16>,
     /// Aliases the peer defined (index alias - 1).
     in_aliases: Vec<Option<TopicName>>,
+    /// Acknowledgements the application holds (manual mode), in arrival
+    /// order.
     pending_acks: VecDeque<PendingAck>,
-    /// Inbound QoS 1 not yet acknowledged (manual mode).
-    pending_qos1: usize,
-    /// Stored messages that no longer fit the peer's Maximum Packet Size
-    /// on resend: dropped, to report.
-    pub(crate) dropped: Vec<Publish>,
+    /// Stored messages that no longer fit the peer's limits on resend:
+    /// dropped, to report.
+    dropped: Vec<Publish>,
+}
+
+impl Extras {
+    fn is_empty(&self) -> bool {
+        self.out_aliases.is_empty()
+            && self.in_aliases.is_empty()
+            && self.pending_acks.is_empty()
+            && self.dropped.is_empty()
+    }
 }
 
 impl Core {
@@ -291,12 +310,25 @@ impl Core {
             sent_in_flight: 0,
             out_alias_max: 0,
             out_alias_enabled: false,
-            out_aliases: HashMap::new(),
-            in_aliases: Vec::new(),
-            pending_acks: VecDeque::new(),
             pending_qos1: 0,
-            dropped: Vec::new(),
+            extras: None,
         }
+    }
+
+    fn extras(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Box::default)
+    }
+
+    fn pending_acks(&self) -> usize {
+        self.extras.as_ref().map_or(0, |x| x.pending_acks.len())
+    }
+
+    /// Messages dropped on resend since the last call, to report.
+    pub(crate) fn take_dropped(&mut self) -> Vec<Publish> {
+        self.extras
+            .as_mut()
+            .map(|x| std::mem::take(&mut x.dropped))
+            .unwrap_or_default()
     }
 
     /// Forgets everything that belongs to the network connection (aliases,
@@ -313,11 +345,16 @@ impl Core {
             e.sent = false;
         }
         self.out_alias_max = 0;
-        self.out_aliases = HashMap::new();
-        self.in_aliases = Vec::new();
-        // Inbound QoS 1 not yet acknowledged is redelivered by the peer;
-        // QoS 2 awaiting PUBREL stays in `flows.in_qos2`.
-        self.pending_acks.clear();
+        if let Some(x) = &mut self.extras {
+            x.out_aliases = HashMap::new();
+            x.in_aliases = Vec::new();
+            // Inbound QoS 1 not yet acknowledged is redelivered by the
+            // peer; QoS 2 awaiting PUBREL stays in `flows.in_qos2`.
+            x.pending_acks = VecDeque::new();
+            if x.is_empty() {
+                self.extras = None;
+            }
+        }
         self.pending_qos1 = 0;
         for s in self.flows.in_qos2.values_mut() {
             // A PUBREC the application had not yet allowed is due again
@@ -388,11 +425,16 @@ impl Core {
     /// Bytes of heap this connection holds in its buffers and tables
     /// (capacity, approximate for maps).
     pub(crate) fn heap_bytes(&self) -> usize {
+        let extras = self.extras.as_ref().map_or(0, |x| {
+            std::mem::size_of::<Extras>()
+                + x.in_aliases.capacity() * std::mem::size_of::<Option<TopicName>>()
+                + x.out_aliases.capacity() * (std::mem::size_of::<(TopicName, u16)>() + 1)
+                + x.pending_acks.capacity() * std::mem::size_of::<PendingAck>()
+                + x.dropped.capacity() * std::mem::size_of::<Publish>()
+        });
         self.read_buf.capacity()
             + self.out.capacity()
-            + self.in_aliases.capacity() * std::mem::size_of::<Option<TopicName>>()
-            + self.out_aliases.capacity() * (std::mem::size_of::<(TopicName, u16)>() + 1)
-            + self.pending_acks.capacity() * std::mem::size_of::<PendingAck>()
+            + extras
             + self.flows.out.heap_bytes()
             + self.flows.in_qos2.len() * (std::mem::size_of::<(u16, InQos2)>() + 16)
     }
@@ -474,20 +516,21 @@ impl Core {
     fn transmit_publish(&mut self, p: &Publish) -> Result<usize, EncodeError> {
         if self.out_alias_enabled && p.properties.topic_alias.is_none() {
             if let Some(topic) = &p.topic {
-                if let Some(alias) = self.out_aliases.get(topic).copied() {
+                let known = self.extras.as_ref().map(|x| &x.out_aliases);
+                if let Some(alias) = known.and_then(|a| a.get(topic)).copied() {
                     let mut q = p.clone();
                     q.topic = None;
                     q.properties.topic_alias = core::num::NonZeroU16::new(alias);
                     return self.send(&q);
                 }
-                let next = self.out_aliases.len() + 1;
+                let next = known.map_or(0, HashMap::len) + 1;
                 if next <= usize::from(self.out_alias_max) {
                     // Cannot fail: next <= out_alias_max <= u16::MAX.
                     let alias = u16::try_from(next).unwrap_or(u16::MAX);
                     let mut q = p.clone();
                     q.properties.topic_alias = core::num::NonZeroU16::new(alias);
                     let n = self.send(&q)?;
-                    self.out_aliases.insert(topic.clone(), alias);
+                    self.extras().out_aliases.insert(topic.clone(), alias);
                     return Ok(n);
                 }
             }
@@ -531,7 +574,7 @@ impl Core {
                         self.flows.out.remove(&id);
                         let mut p = p;
                         p.dup = false;
-                        self.dropped.push(p);
+                        self.extras().dropped.push(p);
                         continue;
                     }
                 }
@@ -655,7 +698,7 @@ impl Core {
                     }
                     AckMode::Manual => {
                         self.pending_qos1 += 1;
-                        self.pending_acks.push_back(PendingAck {
+                        self.extras().pending_acks.push_back(PendingAck {
                             id: id.get(),
                             qos: QoS::AtLeastOnce,
                             reason: None,
@@ -687,7 +730,7 @@ impl Core {
                     }
                     AckMode::Manual => {
                         self.flows.in_qos2.insert(id.get(), InQos2::Delivered);
-                        self.pending_acks.push_back(PendingAck {
+                        self.extras().pending_acks.push_back(PendingAck {
                             id: id.get(),
                             qos: QoS::ExactlyOnce,
                             reason: None,
@@ -709,7 +752,7 @@ impl Core {
         // peer could otherwise grow without end (one per QoS 1 PUBLISH,
         // even with a repeated packet id).
         if !self.version.is_v5() {
-            if self.pending_acks.len() >= usize::from(self.limits.receive_maximum) {
+            if self.pending_acks() >= usize::from(self.limits.receive_maximum) {
                 return Err((
                     DisconnectReasonCode::ReceiveMaximumExceeded,
                     "more messages awaiting the application's acknowledgement than allowed",
@@ -741,10 +784,11 @@ impl Core {
         let idx = usize::from(alias) - 1;
         match p.topic.take() {
             Some(topic) => {
-                if self.in_aliases.len() <= idx {
-                    self.in_aliases.resize(idx + 1, None);
+                let in_aliases = &mut self.extras().in_aliases;
+                if in_aliases.len() <= idx {
+                    in_aliases.resize(idx + 1, None);
                 }
-                if let Some(slot) = self.in_aliases.get_mut(idx) {
+                if let Some(slot) = in_aliases.get_mut(idx) {
                     // A copy: the received topic is a slice of its whole
                     // frame, and the table must not pin payloads.
                     let own = TopicName::try_from(Bytes::copy_from_slice(topic.as_bytes()));
@@ -752,7 +796,12 @@ impl Core {
                 }
                 p.topic = Some(topic);
             }
-            None => match self.in_aliases.get(idx).and_then(Option::as_ref) {
+            None => match self
+                .extras
+                .as_ref()
+                .and_then(|x| x.in_aliases.get(idx))
+                .and_then(Option::as_ref)
+            {
                 Some(topic) => p.topic = Some(topic.clone()),
                 None => {
                     return Err((
@@ -802,14 +851,21 @@ impl Core {
             return Err(Error::NotInVersion("PUBACK/PUBREC reason code"));
         }
         let entry = self
-            .pending_acks
-            .iter_mut()
-            .find(|a| a.id == id.get() && a.reason.is_none())
+            .extras
+            .as_mut()
+            .and_then(|x| {
+                x.pending_acks
+                    .iter_mut()
+                    .find(|a| a.id == id.get() && a.reason.is_none())
+            })
             .ok_or(Error::UnknownPacketId(id))?;
         entry.reason = Some(reason);
-        while let Some(front) = self.pending_acks.front().copied() {
+        while let Some(x) = self.extras.as_mut() {
+            let Some(front) = x.pending_acks.front().copied() else {
+                break;
+            };
             let Some(reason) = front.reason else { break };
-            self.pending_acks.pop_front();
+            x.pending_acks.pop_front();
             let Some(pid) = PacketId::new(front.id) else {
                 continue;
             };

@@ -192,6 +192,14 @@ struct PendingSub {
     refused: Vec<(usize, SubAckReasonCode)>,
 }
 
+/// A SUBSCRIBE or UNSUBSCRIBE the application has not answered yet.
+#[derive(Debug, Clone)]
+enum Request {
+    Subscribe(PendingSub),
+    /// Number of filters.
+    Unsubscribe(usize),
+}
+
 /// One server-side connection.
 #[derive(Debug)]
 pub struct ServerConnection {
@@ -200,8 +208,8 @@ pub struct ServerConnection {
     state: State,
     events: VecDeque<Event>,
     peer: Peer,
-    subs: BTreeMap<u16, PendingSub>,
-    unsubs: BTreeMap<u16, usize>,
+    /// Unanswered SUBSCRIBE / UNSUBSCRIBE, by packet id.
+    requests: BTreeMap<u16, Request>,
     deadline: Option<Instant>,
     keep_alive: u16,
     last_received: Instant,
@@ -252,8 +260,7 @@ impl ServerConnection {
             state: State::AwaitConnect,
             events: VecDeque::new(),
             peer: Peer::default(),
-            subs: BTreeMap::new(),
-            unsubs: BTreeMap::new(),
+            requests: BTreeMap::new(),
             keep_alive: 0,
             last_received: now,
             latest: now,
@@ -301,8 +308,7 @@ impl ServerConnection {
     pub fn heap_bytes(&self) -> usize {
         self.core.heap_bytes()
             + self.events.capacity() * std::mem::size_of::<Event>()
-            + self.subs.len() * 64
-            + self.unsubs.len() * 32
+            + self.requests.len() * 64
     }
 
     /// The session tables, once the connection is closed (for the client's
@@ -553,7 +559,9 @@ impl ServerConnection {
         if self.state != State::Connected {
             return Err(Error::NotConnected);
         }
-        let pending = self.subs.get(&id.get()).ok_or(Error::UnknownPacketId(id))?;
+        let Some(Request::Subscribe(pending)) = self.requests.get(&id.get()) else {
+            return Err(Error::UnknownPacketId(id));
+        };
         if pending.count != codes.len() {
             return Err(Error::InvalidState("one SUBACK code per filter"));
         }
@@ -576,12 +584,7 @@ impl ServerConnection {
         }
         let problem = self.peer.request_problem_information;
         send_trimmed!(self, ack, problem)?;
-        self.subs.remove(&id.get());
-        if self.subs.is_empty() {
-            // An empty B-tree keeps its root node (~400 B): an idle
-            // connection should hold nothing.
-            self.subs = BTreeMap::new();
-        }
+        self.request_answered(id);
         Ok(())
     }
 
@@ -598,10 +601,9 @@ impl ServerConnection {
         if self.state != State::Connected {
             return Err(Error::NotConnected);
         }
-        let count = *self
-            .unsubs
-            .get(&id.get())
-            .ok_or(Error::UnknownPacketId(id))?;
+        let Some(&Request::Unsubscribe(count)) = self.requests.get(&id.get()) else {
+            return Err(Error::UnknownPacketId(id));
+        };
         let v5 = self.core.version.is_v5();
         if v5 && count != codes.len() {
             return Err(Error::InvalidState("one UNSUBACK code per filter"));
@@ -612,10 +614,7 @@ impl ServerConnection {
         }
         let problem = self.peer.request_problem_information;
         send_trimmed!(self, ack, problem)?;
-        self.unsubs.remove(&id.get());
-        if self.unsubs.is_empty() {
-            self.unsubs = BTreeMap::new();
-        }
+        self.request_answered(id);
         Ok(())
     }
 
@@ -750,8 +749,8 @@ impl ServerConnection {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
-        if !self.core.dropped.is_empty() {
-            let dropped = std::mem::take(&mut self.core.dropped);
+        let dropped = self.core.take_dropped();
+        if !dropped.is_empty() {
             self.events.extend(dropped.into_iter().map(Event::Dropped));
         }
         let e = self.events.pop_front();
@@ -783,14 +782,23 @@ impl ServerConnection {
 
     // ---- internals ----
 
+    /// The request `id` was answered.
+    fn request_answered(&mut self, id: PacketId) {
+        self.requests.remove(&id.get());
+        if self.requests.is_empty() {
+            // An empty B-tree keeps its root node (~400 B): an idle
+            // connection should hold nothing.
+            self.requests = BTreeMap::new();
+        }
+    }
+
     fn close(&mut self, reason: CloseReason) {
         if self.state == State::Closed {
             return;
         }
         self.state = State::Closed;
         self.core.discard_input();
-        self.subs.clear();
-        self.unsubs.clear();
+        self.requests = BTreeMap::new();
         self.events.push_back(Event::Closed(reason));
     }
 
@@ -1027,7 +1035,7 @@ impl ServerConnection {
     fn on_subscribe(&mut self, s: Subscribe) {
         let v5 = self.core.version.is_v5();
         let id = s.packet_id.get();
-        if self.subs.contains_key(&id) || self.unsubs.contains_key(&id) {
+        if self.requests.contains_key(&id) {
             if v5 {
                 // The identifier is still in use by a request we have not
                 // answered: answer this one with 0x91 for every filter.
@@ -1078,19 +1086,19 @@ impl ServerConnection {
                 refused.push((i, SubAckReasonCode::UnspecifiedError));
             }
         }
-        self.subs.insert(
+        self.requests.insert(
             id,
-            PendingSub {
+            Request::Subscribe(PendingSub {
                 count: s.subscriptions.len(),
                 refused,
-            },
+            }),
         );
         self.events.push_back(Event::Subscribe(s));
     }
 
     fn on_unsubscribe(&mut self, u: Unsubscribe) {
         let id = u.packet_id.get();
-        if self.subs.contains_key(&id) || self.unsubs.contains_key(&id) {
+        if self.requests.contains_key(&id) {
             if self.core.version.is_v5() {
                 let codes = vec![UnsubAckReasonCode::PacketIdentifierInUse; u.filters.len()];
                 let problem = self.peer.request_problem_information;
@@ -1102,7 +1110,8 @@ impl ServerConnection {
                 "UNSUBSCRIBE reuses a pending packet identifier",
             ));
         }
-        self.unsubs.insert(id, u.filters.len());
+        self.requests
+            .insert(id, Request::Unsubscribe(u.filters.len()));
         self.events.push_back(Event::Unsubscribe(u));
     }
 }
