@@ -62,7 +62,7 @@ use mqtt_wire::{
 };
 
 use crate::testing::{Footprint, World};
-use crate::{AuthDecision, BrokerConfig, ClientInfo, ConnectionId, Event, Hooks};
+use crate::{AuthDecision, BrokerConfig, ClientInfo, ConnectionId, Event, Hooks, Recipient};
 
 /// Operations run for one input at most.
 pub const MAX_OPS: usize = 300;
@@ -76,7 +76,7 @@ pub const DEBUG_VAR: &str = "MQTT_BROKER_FUZZ_DEBUG";
 const CLIENT_IDS: &[&str] = &["r0", "u0", "r1", "u1", "u2", ""];
 
 const TOPICS: &[&str] = &[
-    "a", "a/b", "a/b/c", "b", "secret/x", "secret", "locked", "$SYS/x",
+    "a", "a/b", "a/b/c", "b", "secret/x", "secret", "locked", "$SYS/x", "a/hidden",
 ];
 
 const FILTERS: &[&str] = &[
@@ -121,6 +121,13 @@ pub fn secret_topic(topic: &str) -> bool {
     topic.split('/').next() == Some("secret")
 }
 
+/// Whether a restricted client may not receive `topic`, although it may
+/// subscribe to filters that match it (`a/#`, `#`): enforced per delivery
+/// by `Hooks::may_receive`.
+pub fn hidden_topic(topic: &str) -> bool {
+    topic.rsplit('/').next() == Some("hidden")
+}
+
 /// Whether nobody may publish to `topic`.
 pub fn locked_topic(topic: &str) -> bool {
     topic.split('/').next() == Some("locked")
@@ -150,6 +157,10 @@ impl Hooks for FuzzHooks {
 
     fn may_subscribe(&mut self, client: &ClientInfo<'_>, filter: &SubscriptionFilter) -> bool {
         !(restricted(client.client_id.as_str()) && reaches_secret(filter.topic_filter()))
+    }
+
+    fn may_receive(&mut self, recipient: &Recipient<'_>, topic: &TopicName) -> bool {
+        !(restricted(recipient.client_id.as_str()) && hidden_topic(topic.as_str()))
     }
 }
 
@@ -1168,7 +1179,7 @@ fn acl_check(i: usize, limited: bool, topic: &str) {
         "client {i} received a PUBLISH on {topic:?}, which nobody may publish to"
     );
     assert!(
-        !(limited && secret_topic(topic)),
+        !(limited && (secret_topic(topic) || hidden_topic(topic))),
         "client {i} (restricted) received a PUBLISH on {topic:?}"
     );
 }

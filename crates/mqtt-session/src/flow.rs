@@ -409,6 +409,17 @@ impl Core {
         self.read_buf = BytesMut::new();
     }
 
+    /// Drops the read and write buffers when they hold nothing (an empty
+    /// `BytesMut` still pins its last allocation).
+    pub(crate) fn release_idle_buffers(&mut self) {
+        if self.read_buf.is_empty() {
+            self.read_buf = BytesMut::new();
+        }
+        if self.out.is_empty() {
+            self.out = BytesMut::new();
+        }
+    }
+
     /// Bytes waiting to be written.
     pub(crate) fn take_transmit(&mut self) -> Option<Bytes> {
         if self.out.is_empty() {

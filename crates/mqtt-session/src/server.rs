@@ -727,8 +727,22 @@ impl ServerConnection {
                             .send_control(&Disconnect::new(DisconnectReasonCode::KeepAliveTimeout));
                     }
                     self.close(CloseReason::KeepAliveTimeout);
+                } else {
+                    self.release_idle_memory();
                 }
             }
+        }
+    }
+
+    /// Gives back the memory a quiet connection keeps for traffic: the
+    /// empty read and write buffers (which still pin their last
+    /// allocation) and the event queue's slot. Done on `handle_timeout`,
+    /// which a connection with a keep alive gets about once per keep-alive
+    /// period even when idle, so the hot path keeps its buffers.
+    fn release_idle_memory(&mut self) {
+        self.core.release_idle_buffers();
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
         }
     }
 
