@@ -71,7 +71,7 @@ pub enum Event {
         /// The connection.
         id: ConnectionId,
         /// The AUTH packet.
-        auth: Auth,
+        auth: Box<Auth>,
     },
     /// A connection ended (for logs); its transport is closed by
     /// [`Event::Close`].

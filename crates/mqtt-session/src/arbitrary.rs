@@ -1376,7 +1376,7 @@ impl ClientRun {
                 if !v5 {
                     return Ok(None);
                 }
-                Packet::Auth(auth_packet(u, k, &method)?)
+                Packet::from(auth_packet(u, k, &method)?)
             }
             FromServer::Any => gen::packet(u, v)?,
         };
@@ -2337,7 +2337,7 @@ impl ServerRun {
                 if !v5 {
                     return Ok(None);
                 }
-                Packet::Auth(auth_packet(u, k, &method)?)
+                Packet::from(auth_packet(u, k, &method)?)
             }
             FromClient::Any => gen::packet(u, v)?,
         };

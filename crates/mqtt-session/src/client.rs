@@ -726,7 +726,7 @@ impl Client {
         match self.state {
             State::Connecting { .. } => match packet {
                 Packet::ConnAck(c) => self.on_connack(now, c),
-                Packet::Auth(a) => self.on_auth(now, a),
+                Packet::Auth(a) => self.on_auth(now, &a),
                 Packet::Disconnect(d) => self.end(CloseReason::PeerDisconnected(Box::new(d))),
                 _ => self.violation((
                     DisconnectReasonCode::ProtocolError,
@@ -753,7 +753,7 @@ impl Client {
             Packet::PubComp(c) => self.core.on_pubcomp(c),
             Packet::SubAck(s) => return self.on_suback(s),
             Packet::UnsubAck(u) => return self.on_unsuback(u),
-            Packet::Auth(a) => return self.on_auth(now, a),
+            Packet::Auth(a) => return self.on_auth(now, &a),
             Packet::Disconnect(d) => {
                 return self.end(CloseReason::PeerDisconnected(Box::new(d)));
             }
@@ -927,7 +927,7 @@ impl Client {
         }
     }
 
-    fn on_auth(&mut self, now: Instant, a: Auth) {
+    fn on_auth(&mut self, now: Instant, a: &Auth) {
         let connecting = matches!(self.state, State::Connecting { .. });
         let Some(auth) = self.config.authenticator.as_mut() else {
             // MQTT-4.12.0-6: no method in CONNECT, so no AUTH may come.

@@ -139,7 +139,7 @@ pub enum Event {
     /// CONNECT (0x18), or a re-authentication (0x19). Answer with
     /// `auth_continue`, `accept` / `auth_success`, or `reject` /
     /// `disconnect`.
-    Auth(Auth),
+    Auth(Box<Auth>),
     /// A message from the client (topic alias resolved). In manual mode,
     /// QoS 1/2 messages wait for [`ServerConnection::ack`].
     Publish(Publish),
@@ -934,7 +934,7 @@ impl ServerConnection {
         self.events.push_back(Event::Connect(c));
     }
 
-    fn on_auth(&mut self, a: Auth) {
+    fn on_auth(&mut self, a: Box<Auth>) {
         let Some(method) = &self.peer.auth_method else {
             // MQTT-4.12.0-7: a client without a method never sends AUTH.
             return self.violation((

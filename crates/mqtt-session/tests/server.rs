@@ -1104,7 +1104,7 @@ fn connect_with_method(method: &str) -> Connect {
 
 fn single_auth(out: &[Packet]) -> Auth {
     match out {
-        [Packet::Auth(a)] => a.clone(),
+        [Packet::Auth(a)] => (**a).clone(),
         other => panic!("expected one AUTH, got {other:?}"),
     }
 }

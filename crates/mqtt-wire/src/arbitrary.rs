@@ -498,7 +498,7 @@ pub fn packet(u: &mut Unstructured<'_>, version: ProtocolVersion) -> Result<Pack
         25 => Packet::PingReq,
         26 => Packet::PingResp,
         27 | 28 => Packet::Disconnect(disconnect(u, version)?),
-        _ => Packet::Auth(auth(u)?),
+        _ => Packet::from(auth(u)?),
     })
 }
 

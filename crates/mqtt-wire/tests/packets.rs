@@ -445,7 +445,7 @@ fn auth_v5() {
     check(
         V5,
         &[0xf0, 0],
-        Packet::Auth(Auth::new(AuthReasonCode::Success)),
+        Packet::from(Auth::new(AuthReasonCode::Success)),
     );
     #[rustfmt::skip]
     let v = [
@@ -458,7 +458,7 @@ fn auth_v5() {
     let mut a = Auth::new(AuthReasonCode::ContinueAuthentication);
     a.properties.authentication_method = Some(s("SCRA"));
     a.properties.authentication_data = Some(b(b"\x01\x02"));
-    check(V5, &v, Packet::Auth(a));
+    check(V5, &v, Packet::from(a));
 }
 
 #[test]
@@ -541,4 +541,46 @@ fn decoded_strings_are_slices_of_the_input() {
     };
     assert_eq!(p.topic.unwrap().as_bytes().as_ptr() as usize, base + 4);
     assert_eq!(p.payload.as_ptr() as usize, base + 7);
+}
+
+/// `decode` takes a shortcut for acknowledgements and PINGs (decoded in
+/// place, no frame split off): it must agree with the general decoder on
+/// every short body, valid or not.
+#[test]
+fn small_packets_decode_in_place_exactly_as_the_general_decoder() {
+    use mqtt_wire::FixedHeader;
+    let mut bodies: Vec<Vec<u8>> = vec![vec![], vec![0], vec![0, 1], vec![0, 0], vec![0xff, 0xff]];
+    for code in 0..=255u8 {
+        bodies.push(vec![0, 7, code]);
+        bodies.push(vec![0, 7, code, 0]);
+        bodies.push(vec![0, 7, code, 1]);
+        bodies.push(vec![0, 0, code]);
+    }
+    bodies.push(vec![0, 7, 0, 3, 0x1f, 0, 0]);
+    for v in [
+        ProtocolVersion::V3_1,
+        ProtocolVersion::V3_1_1,
+        ProtocolVersion::V5,
+    ] {
+        let cfg = DecodeConfig::new(v);
+        for first in [0x40u8, 0x50, 0x62, 0x70, 0xc0, 0xd0, 0x60, 0x41] {
+            for body in &bodies {
+                let mut wire = vec![first, body.len() as u8];
+                wire.extend_from_slice(body);
+                let mut buf = bytes::BytesMut::from(&wire[..]);
+                let fast = decode(&mut buf, &cfg);
+                let general = match FixedHeader::parse(&wire, &cfg) {
+                    Ok(Some(h)) => {
+                        Packet::decode_body(&h, bytes::Bytes::copy_from_slice(body), v).map(Some)
+                    }
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(e),
+                };
+                assert_eq!(fast, general, "{v:?} {wire:02x?}");
+                if matches!(fast, Ok(Some(_))) {
+                    assert!(buf.is_empty(), "{v:?} {wire:02x?}: consumed exactly");
+                }
+            }
+        }
+    }
 }

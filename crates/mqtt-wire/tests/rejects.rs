@@ -839,7 +839,7 @@ fn v5_content_is_refused_for_v311_never_dropped() {
         encode(V3_1_1, &ack),
         Err(EncodeError::NotInVersion { .. })
     ));
-    let auth = Packet::Auth(Auth::new(AuthReasonCode::Success));
+    let auth = Packet::from(Auth::new(AuthReasonCode::Success));
     assert!(matches!(
         encode(V3_1_1, &auth),
         Err(EncodeError::NotInVersion { .. })
