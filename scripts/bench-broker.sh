@@ -51,7 +51,9 @@ usage: bash scripts/bench-broker.sh [--quick] [--reps N] [--duration SECONDS]
   --protocol 5|311      MQTT version of the load generator (default 5)
   --out DIR             where the results go (default target/bench-broker)
 environment: BROKER_BIN=PATH measures that broker binary instead of the
-  freshly built example (same options), to compare a modified broker.
+  freshly built example (same options), to compare a modified broker;
+  BROKER_ARGS="..." adds options to our broker's command line (e.g.
+  "--threads 1").
 EOF
 }
 
@@ -165,7 +167,7 @@ start_broker() { # kind port
         "$BROKER" --listen "127.0.0.1:$port" --quiet \
             --max-queued-messages 100000 --max-queued-bytes 1073741824 \
             --max-write-buffer 268435456 --max-connections $((IDLE_N + 1000)) \
-            >"$TMP/broker.log" 2>&1 &
+            ${BROKER_ARGS:-} >"$TMP/broker.log" 2>&1 &
         ;;
     mosquitto)
         cat >"$TMP/mosquitto.conf" <<EOF

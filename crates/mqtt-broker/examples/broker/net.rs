@@ -44,11 +44,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use mqtt_broker::{AuthDecision, Broker, ConnectionId, Event};
 use mqtt_session::CloseReason;
 use mqtt_wire::ConnectReasonCode;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
@@ -422,32 +422,53 @@ pub(crate) async fn accept_loop(listener: TcpListener, kind: Kind, shared: Share
         };
         let _ = tcp.set_nodelay(true);
         let shared = shared.clone();
-        let kind = kind.clone();
-        tokio::spawn(async move {
-            let peer = addr.to_string();
-            let limit = shared.handshake_timeout;
-            match kind {
-                Kind::Plain => {
+        let peer = addr.to_string();
+        // One task type per transport: a task is as large as its future,
+        // and a plain TCP connection must not carry room for a TLS or
+        // WebSocket handshake (~2.5 KB each, idle connections included).
+        match &kind {
+            Kind::Plain => {
+                tokio::spawn(async move {
                     let (r, w) = tcp.into_split();
                     connection(StreamIn::new(r), StreamOut(w), peer, shared).await;
-                }
-                Kind::Tls(acceptor) => {
-                    match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
-                        Ok(Ok(tls)) => {
-                            let (r, w) = tokio::io::split(tls);
-                            connection(StreamIn::new(r), StreamOut(w), peer, shared).await;
-                        }
-                        Ok(Err(e)) => log(&format!("TLS handshake with {peer} failed: {e}")),
-                        Err(_) => log(&format!("TLS handshake with {peer} timed out")),
-                    }
-                }
-                Kind::Ws => match tokio::time::timeout(limit, crate::ws::accept(tcp)).await {
-                    Ok(Ok((r, w))) => connection(r, w, peer, shared).await,
-                    Ok(Err(e)) => log(&format!("WebSocket handshake with {peer} failed: {e}")),
-                    Err(_) => log(&format!("WebSocket handshake with {peer} timed out")),
-                },
+                });
             }
-        });
+            Kind::Tls(acceptor) => {
+                tokio::spawn(tls_connection(acceptor.clone(), tcp, peer, shared));
+            }
+            Kind::Ws => {
+                tokio::spawn(ws_connection(tcp, peer, shared));
+            }
+        }
+    }
+}
+
+/// A TLS connection: the handshake under its deadline, then [`connection`].
+async fn tls_connection(
+    acceptor: tokio_rustls::TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+    peer: String,
+    shared: Shared,
+) {
+    let limit = shared.handshake_timeout;
+    match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => {
+            let (r, w) = tokio::io::split(tls);
+            connection(StreamIn::new(r), StreamOut(w), peer, shared).await;
+        }
+        Ok(Err(e)) => log(&format!("TLS handshake with {peer} failed: {e}")),
+        Err(_) => log(&format!("TLS handshake with {peer} timed out")),
+    }
+}
+
+/// A WebSocket connection: the HTTP upgrade under its deadline, then
+/// [`connection`].
+async fn ws_connection(tcp: tokio::net::TcpStream, peer: String, shared: Shared) {
+    let limit = shared.handshake_timeout;
+    match tokio::time::timeout(limit, crate::ws::accept(tcp)).await {
+        Ok(Ok((r, w))) => connection(r, w, peer, shared).await,
+        Ok(Err(e)) => log(&format!("WebSocket handshake with {peer} failed: {e}")),
+        Err(_) => log(&format!("WebSocket handshake with {peer} timed out")),
     }
 }
 
@@ -563,26 +584,37 @@ pub(crate) trait Outbound: Send + 'static {
 /// A byte stream's read half (TCP, TLS).
 pub(crate) struct StreamIn<R> {
     r: R,
-    buf: BytesMut,
 }
 
 impl<R> StreamIn<R> {
     fn new(r: R) -> Self {
-        StreamIn {
-            r,
-            buf: BytesMut::new(),
-        }
+        StreamIn { r }
     }
+}
+
+thread_local! {
+    /// Where every connection of this thread reads into. A read buffer per
+    /// connection would be held by every idle connection while it waits
+    /// (8 KiB each); this one is only borrowed while a read is polled.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_SIZE]);
 }
 
 impl<R: AsyncRead + Unpin + Send + 'static> Inbound for StreamIn<R> {
     async fn read_chunk(&mut self) -> io::Result<Option<Bytes>> {
-        self.buf.reserve(READ_SIZE);
-        let n = self.r.read_buf(&mut self.buf).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        Ok(Some(self.buf.split().freeze()))
+        std::future::poll_fn(|cx| {
+            SCRATCH.with_borrow_mut(|scratch| {
+                let mut rb = tokio::io::ReadBuf::new(scratch);
+                std::pin::Pin::new(&mut self.r)
+                    .poll_read(cx, &mut rb)
+                    // Exactly what was read, copied out (the core copies
+                    // it into its own buffer anyway); nothing: the end.
+                    .map_ok(|()| {
+                        let got = rb.filled();
+                        (!got.is_empty()).then(|| Bytes::copy_from_slice(got))
+                    })
+            })
+        })
+        .await
     }
 }
 
