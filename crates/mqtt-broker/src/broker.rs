@@ -274,7 +274,10 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             conns: Slab::new(),
             sessions: Slab::new(),
             by_client: HashMap::new(),
-            tree: SubscriptionTree::new(),
+            // Topics come from the network: wide tree nodes hash their
+            // levels with a seed nobody can predict (std's per-process
+            // random keys), so colliding levels cannot be computed.
+            tree: SubscriptionTree::with_seed(random_seed()),
             retained: RetainedIndex::new(),
             retained_bytes: 0,
             timers: BinaryHeap::new(),
@@ -1746,6 +1749,14 @@ const PID1: mqtt_wire::PacketId = match mqtt_wire::PacketId::new(1) {
     Some(p) => p,
     None => panic!("1 is a valid packet id"),
 };
+
+/// A seed from std's randomly keyed hasher (random per process).
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
 
 /// Whether the hooks let session `key` receive a message on `topic`
 /// (`Hooks::may_receive`); a session that is gone receives nothing.

@@ -1,8 +1,10 @@
 //! Compact storage of one topic level and the node it leads to.
 //!
 //! A node's children are a `Vec<Edge>` sorted by their label's first level,
-//! found by their 8-byte tags (counted through in short lists, binary
-//! search in long ones). Labels of up to [`INLINE`]
+//! found by their 8-byte tags (compared one by one in lists of up to
+//! [`WIDE`](crate::index::WIDE) edges; wider lists are found through the
+//! hashed index of `crate::index`, or binary-searched by tag when a node has
+//! none). Labels of up to [`INLINE`]
 //! bytes (nearly every real level: `site42`, `temperature`, a UUID's
 //! halves) live inside the edge, so the search touches one contiguous array
 //! and no other memory; longer labels are boxed.
@@ -153,7 +155,7 @@ pub(crate) fn key(level: &[u8]) -> Key {
 impl Edge {
     /// The [`tag`] of the label's first level.
     #[inline]
-    fn tag(&self) -> u64 {
+    pub(crate) fn tag(&self) -> u64 {
         match self {
             Edge::Inline { tag, .. } | Edge::Heap { tag, .. } => *tag,
         }
@@ -258,7 +260,7 @@ pub(crate) fn tag_at(name: &[u8], start: usize, len: usize) -> u64 {
 /// bytes after the tag's six compared with at most two 8-byte loads (or
 /// 4-byte ones for seven bytes) instead of a `memcmp` call.
 #[inline]
-fn same_tail(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_tail(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n <= 6 {
         return true;
@@ -303,6 +305,15 @@ pub(crate) fn edge_tagged<'e>(edges: &'e [Edge], level: &[u8], t: u64) -> Option
         }
     }
     None
+}
+
+/// [`edge_tagged`] for a short edge list (at most [`WIDE`](crate::index::WIDE)
+/// edges): compared one by one, tag first.
+#[inline]
+pub(crate) fn edge_few<'e>(edges: &'e [Edge], level: &[u8], t: u64) -> Option<&'e Edge> {
+    edges
+        .iter()
+        .find(|e| e.tag() == t && same_tail(e.first_level(), level))
 }
 
 /// The child reached by a one-level edge labelled `level` (retained index).

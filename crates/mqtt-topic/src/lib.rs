@@ -64,13 +64,17 @@
 //! ```
 //!
 //! # Design
-//! The tree is an arena of 72-byte nodes linked by `u32` indices; a node
-//! keeps its exact children in a sorted vector of 32-byte edges (short
-//! labels inline, searched by an 8-byte tag), its `+` child apart, and its `#` subscriptions next to its
-//! own, so `#` needs no node. Chains of nodes that would hold nothing are
-//! folded into multi-level edge labels. Lookups walk back to parents through
-//! stored links instead of a stack. See `docs/architecture.md` for the
-//! reasons and `docs/performance.md` for the measurements.
+//! The tree is an arena of 64-byte, cache-line-aligned nodes linked by
+//! `u32` indices; a node keeps its exact children in a sorted vector of
+//! 32-byte edges (short labels inline, found by an 8-byte tag), its `+`
+//! child apart, and its `#` subscriptions next to its own, so `#` needs no
+//! node. A node with more than 8 children, or with shared groups, keeps
+//! them behind a box, with a hashed index (keyed by the tree's seed, its
+//! probes bounded; see [`SubscriptionTree::with_seed`]) over the wide
+//! ones. Chains of nodes that would hold nothing are folded into
+//! multi-level edge labels. A lookup keeps the `+` branches still to take
+//! on a fixed stack array. See `docs/architecture.md` for the reasons and
+//! `docs/performance.md` for the measurements.
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -89,6 +93,7 @@ extern crate std;
 
 mod arena;
 mod edge;
+mod index;
 mod matching;
 mod overlap;
 mod retained;

@@ -1,7 +1,8 @@
 //! The subscription tree: which subscriptions match a published Topic Name.
 
 use crate::arena::{remap_index, reserve_one, trim, Arena, ArenaNode, NIL, ROOT};
-use crate::edge::{edge, edge_tagged, find, tag_at, Edge};
+use crate::edge::{edge, edge_few, edge_tagged, find, tag_at, Edge};
+use crate::index::{hash_at, Index, DEFAULT_SEED, WIDE};
 use crate::{SharedFilter, SubscriptionFilter, TopicFilter, TopicName};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -23,12 +24,14 @@ const END: usize = usize::MAX;
 ///
 /// # Cost
 /// - [`for_each_match`](Self::for_each_match) follows the name's levels
-///   down the tree, taking at each level the exact child (found among the
-///   sorted edges by their tags) and the `+` child, and reporting `#` subscriptions on
-///   the way. Its cost is the depth of the name times the wildcard branches
-///   that exist, plus the matches; never the number of subscriptions. It
-///   allocates nothing and uses no recursion: it walks back up through
-///   parent links, so a 32,768-level name needs no stack.
+///   down the tree, taking at each level the exact child (found among a few
+///   edges by their tags, or through a hashed index in a node with many)
+///   and the `+` child, and reporting `#` subscriptions on the way. Its
+///   cost is the depth of the name times the wildcard branches that exist,
+///   plus the matches; never the number of subscriptions. It allocates
+///   nothing and uses no recursion: the `+` branches still to take wait on
+///   a fixed array of 32 entries, and names deeper than 32 levels are walked
+///   through parent links instead, so a 32,768-level name needs no stack.
 /// - Insert and remove walk the filter once. Chains of levels that hold no
 ///   subscription are folded into one edge (a radix tree), split again when
 ///   a filter branches off them; remove frees every node it leaves empty
@@ -68,22 +71,22 @@ const END: usize = usize::MAX;
 pub struct SubscriptionTree<K, V> {
     arena: Arena<Node<K, V>>,
     len: usize,
+    /// Key of the hash of wide nodes' indexes.
+    seed: u64,
 }
 
-/// One node of the tree: the point after some levels of a filter.
+/// One node of the tree: the point after some levels of a filter. 64 bytes
+/// and aligned to a cache line (for small `K` and `V`), so visiting a node
+/// reads one line.
 #[derive(Clone, Debug)]
+#[repr(align(64))]
 struct Node<K, V> {
-    /// Exact children, sorted by their label's first level. A label may span
-    /// several levels when the nodes between would hold nothing.
-    edges: Vec<Edge>,
+    /// Exact children, and the rare parts of a node.
+    kids: Kids<K, V>,
     /// Plain subscriptions: `[..n_exact]` for the filter ending at this
     /// node, `[n_exact..]` for the filter ending `/#` below it; each part
     /// sorted by key.
     subs: Vec<(K, V)>,
-    /// Shared groups ending at this node, rare enough to live behind a box
-    /// (8 bytes per node instead of a 24-byte `Vec`).
-    #[allow(clippy::box_collection)]
-    groups: Option<Box<Vec<Group<K, V>>>>,
     /// Parent node (`NIL` for the root).
     parent: u32,
     /// The `+` child, or `NIL`.
@@ -93,6 +96,27 @@ struct Node<K, V> {
     /// Length in bytes of the label of the edge from the parent (0 for the
     /// root and `+` children), to find the parent's place in a name.
     in_len: u32,
+}
+
+/// A node's exact children, sorted by their label's first level (a label
+/// may span several levels when the nodes between would hold nothing).
+/// Most nodes have a few and no shared group: a plain vector. Nodes with
+/// more than [`WIDE`] children or with shared groups keep them behind a box
+/// (24 bytes in the node either way), with a hashed [`Index`] of the edges.
+#[derive(Clone, Debug)]
+enum Kids<K, V> {
+    Few(Vec<Edge>),
+    Many(Box<Many<K, V>>),
+}
+
+/// The children of a wide node, or of a node with shared groups.
+#[derive(Clone, Debug)]
+struct Many<K, V> {
+    edges: Vec<Edge>,
+    /// Live when there are more than [`WIDE`] edges.
+    index: Index,
+    /// Shared groups ending at this node, sorted by `(hash, share)`.
+    groups: Vec<Group<K, V>>,
 }
 
 /// The members of one Shared Subscription at one node.
@@ -131,9 +155,22 @@ pub struct SharedGroup<'a, K, V> {
 impl<K, V> SubscriptionTree<K, V> {
     /// An empty tree. Allocates nothing.
     pub const fn new() -> Self {
+        Self::with_seed(DEFAULT_SEED)
+    }
+
+    /// An empty tree whose wide nodes hash topic levels with `seed`.
+    /// Allocates nothing.
+    ///
+    /// Nodes with many exact children find them through a hash table keyed
+    /// by this seed. A broker, whose topics come from the network, should
+    /// pass a random seed so that no one can compute colliding levels; even
+    /// with a known seed, collisions cost at most a binary search (a table
+    /// whose entries land too far from their home slot is dropped).
+    pub const fn with_seed(seed: u64) -> Self {
         SubscriptionTree {
             arena: Arena::new(),
             len: 0,
+            seed,
         }
     }
 
@@ -184,8 +221,10 @@ impl<K, V> SubscriptionTree<K, V> {
     }
 
     /// The lookup over a name split beforehand (at most [`MAX_LEVELS`]
-    /// levels): every level's bounds and tag are computed once, so going
-    /// down a `+` branch or back up to a parent is index arithmetic.
+    /// levels): every level's bounds and tag are computed once, and the
+    /// `+` branches still to take wait on a stack array of at most
+    /// [`MAX_LEVELS`] entries, so going down a `+` branch or back to one is
+    /// index arithmetic, with no walk back up through parents.
     fn match_split<'a, F>(&'a self, name: &[u8], lv: &Levels, mut f: F)
     where
         F: FnMut(Match<'a, K, V>),
@@ -193,86 +232,103 @@ impl<K, V> SubscriptionTree<K, V> {
         let nodes: &'a [Node<K, V>] = &self.arena.nodes;
         let dollar = name.first() == Some(&b'$');
         let count = lv.count;
+        // The '+' branches still to take, as (node, next level): one per
+        // level at most, since a pending branch's level is above every
+        // level visited after it was pushed.
+        let mut pending = [(0u32, 0u32); MAX_LEVELS];
+        let mut top = 0usize;
         let mut node = ROOT;
         // Index of the next level to consume (`count`: none left).
         let mut i = 0usize;
-        'descend: loop {
+        loop {
             let Some(n) = nodes.get(node as usize) else {
                 return;
             };
-            // MQTT-4.7.2-1: at the root, '+' and '#' do not take a '$' level.
-            let wild = !(dollar && node == ROOT);
             if i >= count {
                 n.emit(true, &mut f);
             } else {
+                // MQTT-4.7.2-1: at the root, '+' and '#' do not take a '$'
+                // level.
+                let wild = !(dollar && node == ROOT);
+                let plus = if wild { n.plus } else { NIL };
                 if wild {
                     n.emit(false, &mut f);
                 }
                 let start = lv.start(i);
                 let end = lv.start(i + 1) - 1;
-                let level = name.get(start..end).unwrap_or(&[]);
-                if let Some(e) = edge_tagged(&n.edges, level, lv.tag(i)) {
+                let (edges, index) = match &n.kids {
+                    Kids::Few(edges) => (&edges[..], None),
+                    Kids::Many(m) => (&m.edges[..], Some(&m.index).filter(|x| x.live())),
+                };
+                let len = end - start;
+                let found = match index {
+                    Some(x) => x.find(
+                        edges,
+                        name,
+                        start,
+                        len,
+                        hash_at(self.seed, name, start, len),
+                    ),
+                    None => {
+                        let level = name.get(start..end).unwrap_or(&[]);
+                        let t = tag_at(name, start, len);
+                        if edges.len() <= WIDE {
+                            edge_few(edges, level, t)
+                        } else {
+                            edge_tagged(edges, level, t)
+                        }
+                    }
+                };
+                let next = found.and_then(|e| {
                     let label = e.label();
-                    let next = if label.len() == level.len() {
-                        Some(i + 1)
+                    if label.len() == end - start {
+                        Some((e.node(), i + 1))
                     } else {
                         // A folded label: the levels after the first must
                         // match too, up to a level boundary.
                         let rest = name.get(start..).unwrap_or(&[]);
                         match rest.strip_prefix(label).map(<[u8]>::first) {
                             Some(None | Some(b'/')) => {
-                                Some(lv.index_of(i + 1, start + label.len() + 1))
+                                Some((e.node(), lv.index_of(i + 1, start + label.len() + 1)))
                             }
                             _ => None,
                         }
-                    };
-                    if let Some(next) = next {
-                        if wild && n.plus != NIL {
-                            // The '+' child comes after the exact branch:
-                            // start loading it now, so its cache miss
-                            // overlaps the walk down the exact one.
-                            touch(nodes, n.plus);
-                        }
-                        node = e.node();
-                        i = next;
-                        continue 'descend;
                     }
-                }
-                if wild && n.plus != NIL {
-                    node = n.plus;
-                    i += 1;
-                    continue 'descend;
+                });
+                match next {
+                    Some((c, j)) => {
+                        if plus != NIL {
+                            // Take the '+' branch after the exact one; start
+                            // loading it now, so its cache miss overlaps the
+                            // walk down the exact one.
+                            touch(nodes, plus);
+                            if let Some(p) = pending.get_mut(top) {
+                                *p = (plus, len32(i + 1));
+                                top += 1;
+                            }
+                        }
+                        node = c;
+                        i = j;
+                        continue;
+                    }
+                    None if plus != NIL => {
+                        node = plus;
+                        i += 1;
+                        continue;
+                    }
+                    None => {}
                 }
             }
-            // Back up until a parent still has its '+' branch to take.
-            loop {
-                if node == ROOT {
-                    return;
-                }
-                let Some(c) = nodes.get(node as usize) else {
-                    return;
-                };
-                let parent = c.parent;
-                let Some(p) = nodes.get(parent as usize) else {
-                    return;
-                };
-                if p.plus == node {
-                    // Came through '+': one level back.
-                    i = i.saturating_sub(1);
-                    node = parent;
-                    continue;
-                }
-                // Came through an exact edge of `in_len` bytes.
-                let back = lv.start(i).saturating_sub(c.in_len as usize + 1);
-                let j = lv.index_back(i, back);
-                if p.plus != NIL && !(dollar && parent == ROOT) {
-                    node = p.plus;
-                    i = j + 1;
-                    continue 'descend;
-                }
-                node = parent;
-                i = j;
+            // A dead end: take the latest pending '+' branch.
+            if top == 0 {
+                return;
             }
+            top -= 1;
+            let Some(&(p, j)) = pending.get(top) else {
+                return;
+            };
+            node = p;
+            i = j as usize;
         }
     }
 
@@ -308,7 +364,7 @@ impl<K, V> SubscriptionTree<K, V> {
                     Some(i) => rest.get(..i).unwrap_or(&[]),
                     None => rest,
                 };
-                if let Some(e) = edge(&n.edges, level) {
+                if let Some(e) = edge(n.edges(), level) {
                     let label = e.label();
                     let next = if label.len() == level.len() {
                         // One level, found equal by the search.
@@ -386,15 +442,19 @@ impl<K, V> SubscriptionTree<K, V> {
     pub fn heap_bytes(&self) -> usize {
         let mut total = self.arena.slot_bytes();
         for n in &self.arena.nodes {
-            total += n.edges.capacity() * core::mem::size_of::<Edge>();
-            total += n.edges.iter().map(Edge::heap_bytes).sum::<usize>();
+            total += n.edges().iter().map(Edge::heap_bytes).sum::<usize>();
             total += n.subs.capacity() * core::mem::size_of::<(K, V)>();
-            if let Some(g) = &n.groups {
-                total += core::mem::size_of::<Vec<Group<K, V>>>();
-                total += g.capacity() * core::mem::size_of::<Group<K, V>>();
-                for grp in g.iter() {
-                    total += grp.share.len();
-                    total += grp.members.capacity() * core::mem::size_of::<(K, V)>();
+            match &n.kids {
+                Kids::Few(edges) => total += edges.capacity() * core::mem::size_of::<Edge>(),
+                Kids::Many(m) => {
+                    total += core::mem::size_of::<Many<K, V>>();
+                    total += m.edges.capacity() * core::mem::size_of::<Edge>();
+                    total += m.index.heap_bytes();
+                    total += m.groups.capacity() * core::mem::size_of::<Group<K, V>>();
+                    for grp in &m.groups {
+                        total += grp.share.len();
+                        total += grp.members.capacity() * core::mem::size_of::<(K, V)>();
+                    }
                 }
             }
         }
@@ -432,7 +492,7 @@ impl<K, V> SubscriptionTree<K, V> {
                 1
             } else {
                 let found = match self.arena.get(node) {
-                    Some(n) => find(&n.edges, level),
+                    Some(n) => find(n.edges(), level),
                     None => return (node, false),
                 };
                 match found {
@@ -446,16 +506,16 @@ impl<K, V> SubscriptionTree<K, V> {
                             in_len: len32(run),
                             ..Node::default()
                         });
+                        let seed = self.seed;
                         if let Some(n) = self.arena.get_mut(node) {
-                            reserve_one(&mut n.edges);
-                            n.edges.insert(at, Edge::new(label, c));
+                            n.insert_edge(at, Edge::new(label, c), seed);
                         }
                         node = c;
                         run
                     }
                     Ok(i) => {
                         let (common, whole, child) =
-                            match self.arena.get(node).and_then(|n| n.edges.get(i)) {
+                            match self.arena.get(node).and_then(|n| n.edges().get(i)) {
                                 Some(e) => {
                                     let c = common_levels(e.label(), rest);
                                     (c, c == e.label().len(), e.node())
@@ -486,7 +546,7 @@ impl<K, V> SubscriptionTree<K, V> {
         let Some((label, child)) = self
             .arena
             .get(node)
-            .and_then(|n| n.edges.get(i))
+            .and_then(|n| n.edges().get(i))
             .map(|e| (Box::<[u8]>::from(e.label()), e.node()))
         else {
             return node;
@@ -497,7 +557,7 @@ impl<K, V> SubscriptionTree<K, V> {
         edges.reserve_exact(1);
         edges.push(Edge::new(tail, child));
         let mid = self.arena.alloc(Node {
-            edges,
+            kids: Kids::Few(edges),
             parent: node,
             in_len: len32(head.len()),
             ..Node::default()
@@ -506,7 +566,12 @@ impl<K, V> SubscriptionTree<K, V> {
             c.parent = mid;
             c.in_len = len32(tail.len());
         }
-        if let Some(e) = self.arena.get_mut(node).and_then(|n| n.edges.get_mut(i)) {
+        // Same first level: a wide node's index stays valid.
+        if let Some(e) = self
+            .arena
+            .get_mut(node)
+            .and_then(|n| n.edges_mut().get_mut(i))
+        {
             *e = Edge::new(head, mid);
         }
         mid
@@ -535,7 +600,7 @@ impl<K, V> SubscriptionTree<K, V> {
             let (next, used, step) = if level == b"+" {
                 (Some(n.plus).filter(|&p| p != NIL)?, 1, Step::Plus)
             } else {
-                let e = edge(&n.edges, level)?;
+                let e = edge(n.edges(), level)?;
                 let label = e.label();
                 if common_levels(label, rest) != label.len() {
                     return None;
@@ -571,9 +636,8 @@ impl<K, V> SubscriptionTree<K, V> {
                     match step {
                         Step::Plus => p.plus = NIL,
                         Step::Edge(first) => {
-                            if let Ok(i) = find(&p.edges, first) {
-                                p.edges.remove(i);
-                                trim(&mut p.edges);
+                            if let Ok(i) = find(p.edges(), first) {
+                                p.remove_edge(i);
                             }
                         }
                         Step::Root => {}
@@ -598,7 +662,7 @@ impl<K, V> SubscriptionTree<K, V> {
         let Some((below, child)) = self
             .arena
             .get(node)
-            .and_then(|n| n.edges.first())
+            .and_then(|n| n.edges().first())
             .map(|e| (Box::<[u8]>::from(e.label()), e.node()))
         else {
             return;
@@ -606,10 +670,11 @@ impl<K, V> SubscriptionTree<K, V> {
         let Some(p) = self.arena.get_mut(parent) else {
             return;
         };
-        let Ok(i) = find(&p.edges, first) else {
+        let Ok(i) = find(p.edges(), first) else {
             return;
         };
-        let Some(e) = p.edges.get_mut(i) else {
+        // Same first level: a wide node's index stays valid.
+        let Some(e) = p.edges_mut().get_mut(i) else {
             return;
         };
         let mut label = Vec::with_capacity(e.label().len() + 1 + below.len());
@@ -636,12 +701,11 @@ fn touch<K, V>(nodes: &[Node<K, V>], i: u32) {
 /// stack); deeper ones are scanned as the lookup goes.
 const MAX_LEVELS: usize = 32;
 
-/// A name's levels: where each starts and its search tag.
+/// A name's levels: where each starts.
 struct Levels {
     /// `starts[i]`: offset of level `i`; `starts[count]`: the name's length
     /// plus one (where a level after a trailing `/` would start).
     starts: [u32; MAX_LEVELS + 1],
-    tags: [u64; MAX_LEVELS],
     count: usize,
 }
 
@@ -650,7 +714,6 @@ impl Levels {
     fn new() -> Levels {
         Levels {
             starts: [0; MAX_LEVELS + 1],
-            tags: [0; MAX_LEVELS],
             count: 0,
         }
     }
@@ -667,7 +730,6 @@ impl Levels {
         let mut start = 0usize;
         let mut push = |lv: &mut Levels, end: usize| -> Option<()> {
             let i = lv.count;
-            *lv.tags.get_mut(i)? = tag_at(name, start, end - start);
             // `start <= name.len() <= u16::MAX`.
             *lv.starts.get_mut(i)? = start as u32;
             lv.count = i + 1;
@@ -708,28 +770,12 @@ impl Levels {
         self.starts.get(i).map_or(0, |&s| s as usize)
     }
 
-    /// Tag of level `i`.
-    #[inline]
-    fn tag(&self, i: usize) -> u64 {
-        self.tags.get(i).copied().unwrap_or(0)
-    }
-
     /// The first index from `from` on whose level starts at `offset` or
     /// later (an index at most `count`).
     #[inline]
     fn index_of(&self, mut from: usize, offset: usize) -> usize {
         while from < self.count && self.start(from) < offset {
             from += 1;
-        }
-        from
-    }
-
-    /// The last index from `from` down whose level starts at `offset` or
-    /// earlier.
-    #[inline]
-    fn index_back(&self, mut from: usize, offset: usize) -> usize {
-        while from > 0 && self.start(from) > offset {
-            from -= 1;
         }
         from
     }
@@ -841,8 +887,9 @@ impl<K: Ord, V> SubscriptionTree<K, V> {
     /// Returns the data it replaced.
     pub fn insert_shared(&mut self, filter: &SharedFilter, key: K, value: V) -> Option<V> {
         let (node, hash) = self.make_path(filter.filter().as_bytes());
+        let seed = self.seed;
         let n = self.arena.get_mut(node)?;
-        let groups = n.groups.get_or_insert_with(Box::default);
+        let groups = n.groups_mut(seed)?;
         let share = filter.share_name();
         let old = match groups.binary_search_by(|g| (g.hash, &*g.share).cmp(&(hash, share))) {
             Ok(i) => {
@@ -905,7 +952,10 @@ impl<K: Ord, V> SubscriptionTree<K, V> {
         let mut path = Vec::new();
         let (node, hash) = self.find_path(filter.filter().as_bytes(), Some(&mut path))?;
         let n = self.arena.get_mut(node)?;
-        let groups = n.groups.as_mut()?;
+        let Kids::Many(m) = &mut n.kids else {
+            return None;
+        };
+        let groups = &mut m.groups;
         let share = filter.share_name();
         let gi = groups
             .binary_search_by(|g| (g.hash, &*g.share).cmp(&(hash, share)))
@@ -917,9 +967,7 @@ impl<K: Ord, V> SubscriptionTree<K, V> {
         if g.members.is_empty() {
             groups.remove(gi);
             trim(groups);
-            if groups.is_empty() {
-                n.groups = None;
-            }
+            n.settle_kids();
         }
         self.len -= 1;
         self.tidy(&path);
@@ -976,34 +1024,36 @@ impl<K: Ord, V> SubscriptionTree<K, V> {
                 return Err("subscribers not sorted");
             }
             subs += n.subs.len();
-            if let Some(g) = &n.groups {
-                if g.is_empty() {
-                    return Err("empty group list kept");
+            let g = n.groups();
+            if let Kids::Many(m) = &n.kids {
+                if g.is_empty() && m.edges.len() <= WIDE {
+                    return Err("boxed children without need");
                 }
-                if !g
-                    .windows(2)
-                    .all(|w| matches!(w, [x, y] if (x.hash, &x.share) < (y.hash, &y.share)))
-                {
-                    return Err("groups not sorted");
-                }
-                for grp in g.iter() {
-                    if grp.members.is_empty()
-                        || !grp
-                            .members
-                            .windows(2)
-                            .all(|w| matches!(w, [x, y] if x.0 < y.0))
-                    {
-                        return Err("group members empty or not sorted");
-                    }
-                    subs += grp.members.len();
-                }
+                m.index.check(&m.edges)?;
             }
-            if !n.edges.windows(2).all(|w| {
+            if !g
+                .windows(2)
+                .all(|w| matches!(w, [x, y] if (x.hash, &x.share) < (y.hash, &y.share)))
+            {
+                return Err("groups not sorted");
+            }
+            for grp in g {
+                if grp.members.is_empty()
+                    || !grp
+                        .members
+                        .windows(2)
+                        .all(|w| matches!(w, [x, y] if x.0 < y.0))
+                {
+                    return Err("group members empty or not sorted");
+                }
+                subs += grp.members.len();
+            }
+            if !n.edges().windows(2).all(|w| {
                 matches!(w, [x, y] if crate::edge::cmp_label(x.first_level(), y.first_level()).is_lt())
             }) {
                 return Err("edges not sorted by first level");
             }
-            for e in &n.edges {
+            for e in n.edges() {
                 if e.label()
                     .split(|&c| c == b'/')
                     .any(|l| l == b"+" || l == b"#")
@@ -1071,11 +1121,116 @@ fn put<K: Ord, V>(
 }
 
 impl<K, V> Node<K, V> {
+    /// The exact children, sorted by their label's first level.
+    #[inline]
+    fn edges(&self) -> &[Edge] {
+        match &self.kids {
+            Kids::Few(edges) => edges,
+            Kids::Many(m) => &m.edges,
+        }
+    }
+
+    /// The exact children, for changes that keep every edge's first level
+    /// (so the order and a wide node's index stay valid).
+    fn edges_mut(&mut self) -> &mut [Edge] {
+        match &mut self.kids {
+            Kids::Few(edges) => edges,
+            Kids::Many(m) => &mut m.edges,
+        }
+    }
+
+    /// The Shared Subscription groups ending here.
+    #[inline]
+    fn groups(&self) -> &[Group<K, V>] {
+        match &self.kids {
+            Kids::Few(_) => &[],
+            Kids::Many(m) => &m.groups,
+        }
+    }
+
+    /// Boxes the children (to hold groups or an index), hashing with `seed`.
+    fn many(&mut self, seed: u64) -> Option<&mut Many<K, V>> {
+        if let Kids::Few(edges) = &mut self.kids {
+            let edges = core::mem::take(edges);
+            let mut index = Index::new(seed);
+            index.rebuild(&edges);
+            self.kids = Kids::Many(Box::new(Many {
+                edges,
+                index,
+                groups: Vec::new(),
+            }));
+        }
+        match &mut self.kids {
+            Kids::Many(m) => Some(m),
+            Kids::Few(_) => None,
+        }
+    }
+
+    /// The groups, for adding one.
+    fn groups_mut(&mut self, seed: u64) -> Option<&mut Vec<Group<K, V>>> {
+        self.many(seed).map(|m| &mut m.groups)
+    }
+
+    /// Inserts an edge at `at` (its sorted place), boxing the children with
+    /// an index when the node becomes wide.
+    fn insert_edge(&mut self, at: usize, e: Edge, seed: u64) {
+        match &mut self.kids {
+            Kids::Few(edges) => {
+                reserve_one(edges);
+                edges.insert(at, e);
+                if edges.len() > WIDE {
+                    self.many(seed);
+                }
+            }
+            Kids::Many(m) => {
+                reserve_one(&mut m.edges);
+                m.edges.insert(at, e);
+                m.index.inserted(&m.edges, at);
+            }
+        }
+    }
+
+    /// Removes edge `i`, unboxing the children when neither width nor
+    /// groups need the box any more.
+    fn remove_edge(&mut self, i: usize) {
+        match &mut self.kids {
+            Kids::Few(edges) => {
+                if i < edges.len() {
+                    edges.remove(i);
+                    trim(edges);
+                }
+            }
+            Kids::Many(m) => {
+                if i < m.edges.len() {
+                    let h = m.edges.get(i).map_or(0, |e| m.index.hash(e.first_level()));
+                    m.edges.remove(i);
+                    trim(&mut m.edges);
+                    m.index.removed(&m.edges, i, h);
+                }
+                self.settle_kids();
+            }
+        }
+    }
+
+    /// Goes back to a plain edge vector when the box holds no group and
+    /// few edges.
+    fn settle_kids(&mut self) {
+        if let Kids::Many(m) = &mut self.kids {
+            if m.groups.is_empty() && m.edges.len() <= WIDE {
+                let edges = core::mem::take(&mut m.edges);
+                self.kids = Kids::Few(edges);
+            }
+        }
+    }
+
     /// A node with exactly one edge and nothing else: below an exact edge it
     /// is folded into that edge.
     #[inline]
     fn foldable(&self) -> bool {
-        self.edges.len() == 1 && self.plus == NIL && self.subs.is_empty() && self.groups.is_none()
+        self.edges().len() == 1
+            && self.plus == NIL
+            && self.subs.is_empty()
+            && self.groups().is_empty()
     }
 
     /// Reports this node's subscriptions: with `all`, every one (the name
@@ -1086,8 +1241,8 @@ impl<K, V> Node<K, V> {
         for (key, value) in self.subs.get(from..).unwrap_or(&[]) {
             f(Match::Subscriber { key, value });
         }
-        if let Some(groups) = &self.groups {
-            for g in groups.iter().filter(|g| all || g.hash) {
+        if let Kids::Many(m) = &self.kids {
+            for g in m.groups.iter().filter(|g| all || g.hash) {
                 f(Match::Shared(SharedGroup {
                     share_name: &g.share,
                     members: &g.members,
@@ -1100,9 +1255,8 @@ impl<K, V> Node<K, V> {
 impl<K, V> Default for Node<K, V> {
     fn default() -> Self {
         Node {
-            edges: Vec::new(),
+            kids: Kids::Few(Vec::new()),
             subs: Vec::new(),
-            groups: None,
             parent: NIL,
             plus: NIL,
             n_exact: 0,
@@ -1113,7 +1267,7 @@ impl<K, V> Default for Node<K, V> {
 
 impl<K, V> ArenaNode for Node<K, V> {
     fn for_each_child(&self, mut f: impl FnMut(u32)) {
-        for e in &self.edges {
+        for e in self.edges() {
             f(e.node());
         }
         if self.plus != NIL {
@@ -1122,7 +1276,7 @@ impl<K, V> ArenaNode for Node<K, V> {
     }
 
     fn remap(&mut self, map: &[u32]) {
-        for e in &mut self.edges {
+        for e in self.edges_mut() {
             e.set_node(remap_index(e.node(), map));
         }
         self.plus = remap_index(self.plus, map);
@@ -1130,18 +1284,26 @@ impl<K, V> ArenaNode for Node<K, V> {
     }
 
     fn shrink(&mut self) {
-        self.edges.shrink_to_fit();
         self.subs.shrink_to_fit();
-        if let Some(g) = &mut self.groups {
-            g.shrink_to_fit();
-            for grp in g.iter_mut() {
-                grp.members.shrink_to_fit();
+        match &mut self.kids {
+            Kids::Few(edges) => edges.shrink_to_fit(),
+            Kids::Many(m) => {
+                m.edges.shrink_to_fit();
+                m.groups.shrink_to_fit();
+                for grp in &mut m.groups {
+                    grp.members.shrink_to_fit();
+                }
+                // The table at its canonical size for the width.
+                m.index.rebuild(&m.edges);
             }
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.edges.is_empty() && self.plus == NIL && self.subs.is_empty() && self.groups.is_none()
+        self.edges().is_empty()
+            && self.plus == NIL
+            && self.subs.is_empty()
+            && self.groups().is_empty()
     }
 }
 
@@ -1203,6 +1365,7 @@ impl<K: Clone, V: Clone> Clone for SubscriptionTree<K, V> {
         SubscriptionTree {
             arena: self.arena.clone(),
             len: self.len,
+            seed: self.seed,
         }
     }
 }
@@ -1234,13 +1397,13 @@ impl<K: PartialEq, V: PartialEq> PartialEq for SubscriptionTree<K, V> {
             };
             if x.n_exact != y.n_exact
                 || x.subs != y.subs
-                || x.groups != y.groups
-                || x.edges.len() != y.edges.len()
+                || x.groups() != y.groups()
+                || x.edges().len() != y.edges().len()
                 || (x.plus == NIL) != (y.plus == NIL)
             {
                 return false;
             }
-            for (ex, ey) in x.edges.iter().zip(&y.edges) {
+            for (ex, ey) in x.edges().iter().zip(y.edges()) {
                 if ex.label() != ey.label() {
                     return false;
                 }
@@ -1275,8 +1438,9 @@ mod tests {
     }
 
     #[test]
-    fn node_is_72_bytes_for_small_keys() {
-        assert_eq!(core::mem::size_of::<Node<u32, u32>>(), 72);
+    fn node_is_one_cache_line_for_small_keys() {
+        assert_eq!(core::mem::size_of::<Node<u32, u32>>(), 64);
+        assert_eq!(core::mem::align_of::<Node<u32, u32>>(), 64);
     }
 
     #[test]
@@ -1511,6 +1675,184 @@ mod tests {
         let mut fresh = SubscriptionTree::new();
         fresh.insert(&f("a/b/c/d"), 1, 0);
         assert!(t == fresh);
+    }
+
+    /// The node reached by `path` (exact levels only), for looking at its
+    /// representation.
+    fn node_at<'t>(t: &'t SubscriptionTree<u32, u8>, path: &str) -> &'t Node<u32, u8> {
+        let (n, _) = t.find_path(path.as_bytes(), None).unwrap();
+        t.arena.get(n).unwrap()
+    }
+
+    fn is_wide(n: &Node<u32, u8>) -> bool {
+        matches!(&n.kids, Kids::Many(m) if m.index.live())
+    }
+
+    #[test]
+    fn wide_nodes_below_and_above_the_switch_over() {
+        // A node `hub` with 0 to 3 * WIDE children (plus a '+' and a '#'
+        // sibling), checked at every width on the way up and down.
+        let mut t = SubscriptionTree::new();
+        t.insert(&f("hub/+/x"), 9000, 0);
+        t.insert(&f("hub/#"), 9001, 0);
+        t.insert(&f("hub"), 9002, 0);
+        let kids: Vec<String> = (0..3 * WIDE as u32)
+            .map(|i| alloc::format!("child-level-{i}"))
+            .collect();
+        let check = |t: &SubscriptionTree<u32, u8>, live: usize| {
+            t.check_invariants().unwrap();
+            assert_eq!(is_wide(node_at(t, "hub")), live > WIDE, "width {live}");
+            for (i, k) in kids.iter().enumerate() {
+                let mut want = vec![9001];
+                if i < live {
+                    want.insert(0, i as u32);
+                }
+                assert_eq!(hits(t, &alloc::format!("hub/{k}")), want, "{k}");
+                let mut want = vec![9000, 9001];
+                if i < live {
+                    want.push(10_000 + i as u32);
+                }
+                assert_eq!(hits(t, &alloc::format!("hub/{k}/x")), want, "{k}/x");
+            }
+            // Absent levels of every length around the tag's 6 bytes.
+            for miss in [
+                "",
+                "c",
+                "child-",
+                "child-level-",
+                "child-level-999",
+                "child-level-1x",
+            ] {
+                assert_eq!(hits(t, &alloc::format!("hub/{miss}")), vec![9001], "{miss}");
+            }
+        };
+        check(&t, 0);
+        for (i, k) in kids.iter().enumerate() {
+            t.insert(&f(&alloc::format!("hub/{k}")), i as u32, 0);
+            // A second subscription below, so the child is a real node.
+            t.insert(&f(&alloc::format!("hub/{k}/x")), 10_000 + i as u32, 0);
+            check(&t, i + 1);
+        }
+        // Down again, last first (so `live` stays a prefix).
+        for (i, k) in kids.iter().enumerate().rev() {
+            assert_eq!(
+                t.remove(&f(&alloc::format!("hub/{k}")), &(i as u32)),
+                Some(0)
+            );
+            assert_eq!(
+                t.remove(&f(&alloc::format!("hub/{k}/x")), &(10_000 + i as u32)),
+                Some(0)
+            );
+            check(&t, i);
+        }
+        for (k, key) in [("hub/+/x", 9000), ("hub/#", 9001), ("hub", 9002)] {
+            assert_eq!(t.remove(&f(k), &key), Some(0));
+        }
+        assert_eq!((t.node_count(), t.heap_bytes()), (0, 0));
+    }
+
+    #[test]
+    fn wide_nodes_removed_in_any_order_match_a_fresh_tree() {
+        let mut t = SubscriptionTree::new();
+        let n = 700u32;
+        let name = |i: u32| alloc::format!("w/{}/v", (i * 7919) % 1000);
+        for i in 0..n {
+            t.insert(&f(&name(i)), i, 0);
+        }
+        assert!(is_wide(node_at(&t, "w")));
+        // Remove every third, then compare with a tree built from the rest.
+        for i in (0..n).filter(|i| i % 3 == 0) {
+            assert_eq!(t.remove(&f(&name(i)), &i), Some(0));
+        }
+        t.check_invariants().unwrap();
+        let mut fresh = SubscriptionTree::new();
+        for i in (0..n).filter(|i| i % 3 != 0) {
+            fresh.insert(&f(&name(i)), i, 0);
+        }
+        assert!(t == fresh);
+        for i in 0..n {
+            let want = if i % 3 == 0 { vec![] } else { vec![i] };
+            assert_eq!(hits(&t, &name(i)), want);
+        }
+        t.shrink_to_fit();
+        fresh.shrink_to_fit();
+        assert_eq!(t.heap_bytes(), fresh.heap_bytes());
+        for i in (0..n).filter(|i| i % 3 != 0) {
+            assert_eq!(t.remove(&f(&name(i)), &i), Some(0));
+        }
+        assert_eq!((t.node_count(), t.heap_bytes()), (0, 0));
+    }
+
+    #[test]
+    fn dropped_index_falls_back_to_the_sorted_edges() {
+        // As if collisions had made the table give up: lookups still find
+        // every edge (binary search), and the table comes back once the
+        // node has doubled in width.
+        let mut t = SubscriptionTree::new();
+        for i in 0..40u32 {
+            t.insert(&f(&alloc::format!("d/{i}")), i, 0);
+        }
+        let (d, _) = t.find_path(b"d", None).unwrap();
+        if let Some(Kids::Many(m)) = t.arena.get_mut(d).map(|n| &mut n.kids) {
+            m.index.drop_for_test(40);
+        }
+        assert!(!is_wide(node_at(&t, "d")));
+        t.check_invariants().unwrap();
+        for i in 0..40u32 {
+            assert_eq!(hits(&t, &alloc::format!("d/{i}")), vec![i]);
+        }
+        assert_eq!(hits(&t, "d/40"), Vec::<u32>::new());
+        for i in 40..79u32 {
+            t.insert(&f(&alloc::format!("d/{i}")), i, 0);
+            assert!(!is_wide(node_at(&t, "d")));
+        }
+        t.insert(&f("d/79"), 79, 0);
+        assert!(is_wide(node_at(&t, "d")));
+        t.check_invariants().unwrap();
+        for i in 0..80u32 {
+            assert_eq!(hits(&t, &alloc::format!("d/{i}")), vec![i]);
+        }
+    }
+
+    #[test]
+    fn groups_box_a_narrow_node_and_unbox_on_removal() {
+        let mut t = SubscriptionTree::new();
+        t.insert(&f("a/b/c"), 1, 0);
+        t.insert(&f("a/b"), 2, 0);
+        let g = SharedFilter::try_from("$share/g/a/b").unwrap();
+        t.insert_shared(&g, 3, 0);
+        assert!(matches!(node_at(&t, "a/b").kids, Kids::Many(_)));
+        assert!(!is_wide(node_at(&t, "a/b")));
+        assert_eq!(hits(&t, "a/b"), vec![2, 1003]);
+        assert_eq!(hits(&t, "a/b/c"), vec![1]);
+        t.check_invariants().unwrap();
+        assert_eq!(t.remove_shared(&g, &3), Some(0));
+        assert!(matches!(node_at(&t, "a/b").kids, Kids::Few(_)));
+        t.check_invariants().unwrap();
+        let mut fresh = SubscriptionTree::new();
+        fresh.insert(&f("a/b/c"), 1, 0);
+        fresh.insert(&f("a/b"), 2, 0);
+        assert!(t == fresh);
+        t.shrink_to_fit();
+        fresh.shrink_to_fit();
+        assert_eq!(t.heap_bytes(), fresh.heap_bytes());
+    }
+
+    #[test]
+    fn seeds_change_layout_not_matches() {
+        let mut a = SubscriptionTree::new();
+        let mut b = SubscriptionTree::with_seed(0x5EED);
+        for i in 0..300u32 {
+            let s = alloc::format!("s{}/{}/+/m{}", i % 3, i, i % 5);
+            a.insert(&f(&s), i, 0);
+            b.insert(&f(&s), i, 0);
+        }
+        assert!(a == b);
+        for i in 0..300u32 {
+            let n = alloc::format!("s{}/{}/x/m{}", i % 3, i, i % 5);
+            assert_eq!(hits(&a, &n), hits(&b, &n));
+            assert_eq!(hits(&a, &n), vec![i]);
+        }
     }
 
     #[test]

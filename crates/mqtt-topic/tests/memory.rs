@@ -106,6 +106,38 @@ fn removal_returns_memory() {
     assert_eq!(held(t), ta);
     assert_eq!(held(fresh), fa);
 
+    // Wide nodes (hashed child indexes): 5,000 children under one node and
+    // 40 under each of those, then everything removed in a scattered order.
+    let wide: Vec<TopicFilter> = (0..5000u32)
+        .map(|i| {
+            let s = format!("dev/{}/ch{}/cmd", (i * 7919) % 5000, i % 40);
+            TopicFilter::try_from(s.as_str()).unwrap()
+        })
+        .collect();
+    let base = live();
+    let mut t = SubscriptionTree::new();
+    for (i, f) in wide.iter().enumerate() {
+        t.insert(f, i as u32, i as u64);
+    }
+    for (i, f) in wide.iter().enumerate().rev().step_by(2) {
+        assert_eq!(t.remove(f, &(i as u32)), Some(i as u64));
+    }
+    let mut fresh = SubscriptionTree::new();
+    for (i, f) in wide.iter().enumerate().rev().skip(1).step_by(2) {
+        fresh.insert(f, i as u32, i as u64);
+    }
+    assert!(t == fresh);
+    t.shrink_to_fit();
+    fresh.shrink_to_fit();
+    assert_eq!(t.heap_bytes(), fresh.heap_bytes());
+    assert_eq!(held(fresh), t.heap_bytes());
+    for (i, f) in wide.iter().enumerate() {
+        t.remove(f, &(i as u32));
+    }
+    assert!(t.is_empty());
+    assert_eq!(live(), base, "an emptied wide tree holds no heap memory");
+    assert_eq!(held(t), 0);
+
     // The retained index too. Cloned before measuring: the first clone of a
     // `Bytes` allocates its shared header, which is not the index's memory.
     let clones = names.clone();

@@ -83,6 +83,62 @@ proptest! {
         }
     }
 
+    /// Wide nodes (more children than the hashed index's switch-over, up to
+    /// 40 per node) through inserts and removals: every lookup equals a
+    /// linear scan, and removing what is left empties the tree.
+    #[test]
+    fn wide_tree_equals_linear_scan(
+        filters in prop::collection::vec(prop::collection::vec(0u8..44, 1..5), 0..150),
+        removals in prop::collection::vec(any::<prop::sample::Index>(), 0..100),
+        names in prop::collection::vec(prop::collection::vec(0u8..42, 1..5), 1..30),
+    ) {
+        // Levels 0..40 are literal (`l0`..`l39`, short and long), 40 and 41
+        // empty and `$x`, 42 '+', 43 '#'.
+        let level = |c: u8, last: bool| match c {
+            0..=19 => format!("l{c}"),
+            20..=39 => format!("a-long-level-name-{c}"),
+            40 => String::new(),
+            41 => "$x".into(),
+            42 => "+".into(),
+            _ if last => "#".into(),
+            _ => "+".into(),
+        };
+        let text = |t: &Vec<u8>| {
+            let l: Vec<String> = t.iter().enumerate().map(|(i, &c)| level(c, i + 1 == t.len())).collect();
+            let s = l.join("/");
+            if s.is_empty() { "e".to_string() } else { s }
+        };
+        let mut tree = SubscriptionTree::new();
+        let mut all: Vec<(String, u32)> = Vec::new();
+        for (i, f) in filters.iter().enumerate() {
+            let fs = text(f);
+            tree.insert(&TopicFilter::try_from(fs.as_str()).unwrap(), i as u32, ());
+            all.retain(|(g, k)| !(g == &fs && *k == i as u32));
+            all.push((fs, i as u32));
+        }
+        for r in &removals {
+            if all.is_empty() { break; }
+            let (fs, k) = all.swap_remove(r.index(all.len()));
+            prop_assert_eq!(tree.remove(&TopicFilter::try_from(fs.as_str()).unwrap(), &k), Some(()));
+        }
+        tree.check_invariants().unwrap();
+        for n in &names {
+            let ns = text(n);
+            let mut got = Vec::new();
+            tree.for_each_match(&TopicName::try_from(ns.as_str()).unwrap(), |m| {
+                if let Match::Subscriber { key, .. } = m { got.push(*key) }
+            });
+            got.sort_unstable();
+            let mut want: Vec<u32> = all.iter().filter(|(f, _)| oracle_matches(f, &ns)).map(|(_, k)| *k).collect();
+            want.sort_unstable();
+            prop_assert_eq!(got, want, "name {}", ns);
+        }
+        for (fs, k) in all.drain(..) {
+            prop_assert_eq!(tree.remove(&TopicFilter::try_from(fs.as_str()).unwrap(), &k), Some(()));
+        }
+        prop_assert_eq!((tree.node_count(), tree.heap_bytes()), (0, 0));
+    }
+
     /// The retained index reports exactly the stored names a filter matches.
     #[test]
     fn retained_equals_linear_scan(
