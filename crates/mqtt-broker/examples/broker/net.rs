@@ -6,8 +6,8 @@
 //!  socket ──► reader task ──┼──────────────► broker task (owns the Broker)
 //!  socket ──► reader task ──┘  one bounded mpsc      │  handle_* / poll_*
 //!                                                    │  sleeps until poll_timeout
-//!  socket ◄── writer task ◄── bounded mpsc (Out) ◄───┤  try_send, never waits:
-//!  socket ◄── writer task ◄── bounded mpsc (Out) ◄───┘  full: close that client
+//!  socket ◄── writer task ◄── Pipe (queue + wake) ◄──┤  push, never waits:
+//!  socket ◄── writer task ◄── Pipe (queue + wake) ◄──┘  full: close that client
 //! ```
 //!
 //! - The [`Broker`] is plain single-threaded state: exactly **one** task
@@ -15,9 +15,10 @@
 //! - Each connection has a reader and a writer. The reader sends what it
 //!   reads to the broker task over one shared bounded channel (when the
 //!   broker is busy, readers wait: that is the back-pressure on
-//!   publishers). The writer receives chunks over its own bounded channel.
+//!   publishers). The writer takes chunks from its own [`Pipe`] (a queue
+//!   and a wake-up, empty and unallocated while idle).
 //! - The broker task never waits on a connection: it hands output with
-//!   `try_send`. A client whose queue is full (more than
+//!   `Pipe::push`. A client whose queue is full (more than
 //!   `--max-write-buffer` bytes not yet written) reads slower than it is
 //!   sent to; it is closed, so a slow or stuck client never holds up the
 //!   others nor grows memory.
@@ -40,7 +41,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -75,9 +76,7 @@ pub(crate) enum ToBroker {
     /// refused, close it).
     Accept {
         peer: String,
-        out: mpsc::Sender<Out>,
-        queued: Arc<AtomicUsize>,
-        kill: oneshot::Sender<()>,
+        pipe: Arc<Pipe>,
         reply: oneshot::Sender<Option<ConnectionId>>,
     },
     /// Bytes read from a connection.
@@ -90,24 +89,114 @@ pub(crate) enum ToBroker {
     Shutdown,
 }
 
-/// What a writer task receives.
-#[derive(Debug)]
-pub(crate) enum Out {
-    /// Bytes to write.
+/// The hand-off from the broker task to one connection's writer: the
+/// chunks to write, in order, and how the connection ends. One small
+/// allocation per connection, and an idle connection holds an empty queue
+/// (a bounded `mpsc` channel allocated ~1.5 KB per connection up front).
+#[derive(Debug, Default)]
+pub(crate) struct Pipe {
+    state: std::sync::Mutex<PipeState>,
+    /// Wakes the writer's loop (its only waiter).
+    wake: tokio::sync::Notify,
+    /// Wakes the writer's kill watch (its only waiter), so a kill also
+    /// interrupts a write stuck on a full socket.
+    kill_wake: tokio::sync::Notify,
+}
+
+#[derive(Debug, Default)]
+struct PipeState {
+    chunks: std::collections::VecDeque<Bytes>,
+    /// Bytes in `chunks`.
+    queued: usize,
+    /// Write what is queued, then close the transport.
+    close: bool,
+    /// Stop at once, dropping what is queued (a slow consumer).
+    kill: bool,
+}
+
+/// What the writer does next.
+enum Take {
     Data(Bytes),
-    /// Write what came before, then close the transport.
+    /// Nothing queued: flush, then wait.
+    Idle,
     Close,
+    Kill,
+}
+
+impl Pipe {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PipeState> {
+        // A writer that panicked cannot corrupt a queue of `Bytes`.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `bytes`; false (nothing queued) when the client is too slow:
+    /// more than `max` bytes or `WRITE_CHUNKS` chunks would wait (one chunk
+    /// of any size gets through an empty queue).
+    fn push(&self, bytes: Bytes, max: usize) -> bool {
+        let mut s = self.lock();
+        let n = bytes.len();
+        if s.queued > 0 && (s.queued + n > max || s.chunks.len() >= WRITE_CHUNKS) {
+            return false;
+        }
+        s.queued += n;
+        s.chunks.push_back(bytes);
+        drop(s);
+        self.wake.notify_one();
+        true
+    }
+
+    /// The writer finishes what is queued, then closes the transport.
+    fn close(&self) {
+        self.lock().close = true;
+        self.wake.notify_one();
+    }
+
+    /// The writer stops at once.
+    fn kill(&self) {
+        self.lock().kill = true;
+        self.kill_wake.notify_one();
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> Take {
+        let mut s = self.lock();
+        if s.kill {
+            return Take::Kill;
+        }
+        match s.chunks.pop_front() {
+            Some(b) => {
+                s.queued -= b.len();
+                if s.chunks.is_empty() {
+                    // Drained: an idle connection keeps no queue memory.
+                    s.chunks = std::collections::VecDeque::new();
+                }
+                Take::Data(b)
+            }
+            None if s.close => Take::Close,
+            None => Take::Idle,
+        }
+    }
+
+    /// Resolves once `kill` was called.
+    async fn killed(&self) {
+        while !self.lock().kill {
+            self.kill_wake.notified().await;
+        }
+    }
 }
 
 /// The broker task's view of one connection.
 struct Link {
-    out: mpsc::Sender<Out>,
-    /// Bytes handed to the writer and not yet written.
-    queued: Arc<AtomicUsize>,
-    /// Sending on it stops the writer at once (slow consumer). Dropping it
-    /// without sending does not: the writer then finishes what is queued.
-    kill: oneshot::Sender<()>,
+    pipe: Arc<Pipe>,
     peer: String,
+}
+
+impl Drop for Link {
+    /// Forgetting a connection lets its writer finish what is queued (the
+    /// last DISCONNECT, say) and close the transport.
+    fn drop(&mut self) {
+        self.pipe.close();
+    }
 }
 
 /// The broker task: owns the broker, handles inputs, drains outputs,
@@ -173,22 +262,10 @@ impl BrokerTask {
     fn handle(&mut self, msg: ToBroker) -> bool {
         let now = Instant::now();
         match msg {
-            ToBroker::Accept {
-                peer,
-                out,
-                queued,
-                kill,
-                reply,
-            } => match self.broker.accept(now) {
+            ToBroker::Accept { peer, pipe, reply } => match self.broker.accept(now) {
                 Ok(id) => {
                     if reply.send(Some(id)).is_ok() {
-                        let link = Link {
-                            out,
-                            queued,
-                            kill,
-                            peer,
-                        };
-                        self.links.insert(id, link);
+                        self.links.insert(id, Link { pipe, peer });
                     } else {
                         self.broker.handle_closed(id, now);
                     }
@@ -242,13 +319,7 @@ impl BrokerTask {
                     // Never wait for a client: a full queue means it is
                     // slow (one chunk of any size gets through an empty
                     // queue).
-                    let n = bytes.len();
-                    let queued = link.queued.load(Ordering::Relaxed);
-                    if queued > 0 && queued + n > self.max_write_buffer {
-                        slow.push(id);
-                    } else if link.out.try_send(Out::Data(bytes)).is_ok() {
-                        link.queued.fetch_add(n, Ordering::Relaxed);
-                    } else {
+                    if !link.pipe.push(bytes, self.max_write_buffer) {
                         slow.push(id);
                     }
                 }
@@ -261,11 +332,9 @@ impl BrokerTask {
                 if let Some(link) = self.links.get(&id) {
                     busy = true;
                     log(&format!("close {id} ({}): reads too slowly", link.peer));
-                    let _ = link.out.try_send(Out::Close);
+                    link.pipe.kill();
                     self.broker.handle_closed(id, Instant::now());
-                    if let Some(link) = self.links.remove(&id) {
-                        let _ = link.kill.send(());
-                    }
+                    self.links.remove(&id);
                 }
             }
             if !busy {
@@ -320,11 +389,9 @@ impl BrokerTask {
                 ));
             }
             Event::Close(id) => {
-                if let Some(link) = self.links.remove(&id) {
-                    if link.out.try_send(Out::Close).is_err() {
-                        let _ = link.kill.send(());
-                    }
-                }
+                // Dropping the link closes the transport after what is
+                // queued.
+                self.links.remove(&id);
             }
             Event::Authenticate { id, connect } => {
                 // Policy::authenticate defers password checks: hash off the
@@ -476,15 +543,11 @@ async fn ws_connection(tcp: tokio::net::TcpStream, peer: String, shared: Shared)
 /// (its own task) and the reader until either ends.
 async fn connection<R: Inbound, W: Outbound>(mut r: R, w: W, peer: String, shared: Shared) {
     let _alive = shared.alive;
-    let (out, out_rx) = mpsc::channel(WRITE_CHUNKS);
-    let queued = Arc::new(AtomicUsize::new(0));
-    let (kill, kill_rx) = oneshot::channel();
+    let pipe = Arc::new(Pipe::default());
     let (reply, id) = oneshot::channel();
     let accept = ToBroker::Accept {
         peer,
-        out,
-        queued: queued.clone(),
-        kill,
+        pipe: pipe.clone(),
         reply,
     };
     if shared.to_broker.send(accept).await.is_err() {
@@ -493,7 +556,7 @@ async fn connection<R: Inbound, W: Outbound>(mut r: R, w: W, peer: String, share
     let Ok(Some(id)) = id.await else {
         return; // refused (too many connections) or shutting down
     };
-    let mut writer = tokio::spawn(write_loop(w, out_rx, queued, kill_rx));
+    let mut writer = tokio::spawn(write_loop(w, pipe));
     let to_broker = shared.to_broker;
     let reader = async {
         // A read error is an ending like any other: the broker logs it.
@@ -512,55 +575,41 @@ async fn connection<R: Inbound, W: Outbound>(mut r: R, w: W, peer: String, share
     let _ = to_broker.send(ToBroker::Closed(id)).await;
 }
 
-/// Writes what the broker task sends until `Out::Close`, the channel's
-/// end, a write error, or a kill.
-async fn write_loop<W: Outbound>(
-    mut w: W,
-    mut rx: mpsc::Receiver<Out>,
-    queued: Arc<AtomicUsize>,
-    kill: oneshot::Receiver<()>,
-) {
-    let killed = async {
-        if kill.await.is_err() {
-            // Dropped without a kill: finish normally.
-            std::future::pending::<()>().await;
-        }
-    };
+/// Writes what the broker task queues until it closes or kills the pipe,
+/// or a write fails. One flush per burst: everything already queued is
+/// written first.
+async fn write_loop<W: Outbound>(mut w: W, pipe: Arc<Pipe>) {
     let work = async {
+        let mut unflushed = false;
         loop {
-            let Some(Out::Data(bytes)) = rx.recv().await else {
-                let _ = w.close().await;
-                return;
-            };
-            let n = bytes.len();
-            if w.write(bytes).await.is_err() {
-                return;
-            }
-            queued.fetch_sub(n, Ordering::Relaxed);
-            // Everything already queued goes out before one flush.
-            loop {
-                match rx.try_recv() {
-                    Ok(Out::Data(bytes)) => {
-                        let n = bytes.len();
-                        if w.write(bytes).await.is_err() {
-                            return;
-                        }
-                        queued.fetch_sub(n, Ordering::Relaxed);
-                    }
-                    Ok(Out::Close) => {
-                        let _ = w.close().await;
+            match pipe.take() {
+                Take::Data(bytes) => {
+                    if w.write(bytes).await.is_err() {
                         return;
                     }
-                    Err(_) => break,
+                    unflushed = true;
                 }
-            }
-            if w.flush().await.is_err() {
-                return;
+                Take::Idle => {
+                    if unflushed {
+                        if w.flush().await.is_err() {
+                            return;
+                        }
+                        unflushed = false;
+                        continue; // more may have come during the flush
+                    }
+                    pipe.wake.notified().await;
+                }
+                Take::Close => {
+                    let _ = w.close().await;
+                    return;
+                }
+                Take::Kill => return,
             }
         }
     };
+    // A kill also interrupts a write stuck on a full socket.
     tokio::select! {
-        () = killed => {}
+        () = pipe.killed() => {}
         () = work => {}
     }
 }
