@@ -107,10 +107,13 @@ impl SubList {
         match self.find(&f) {
             Ok(i) => self.0.get_mut(i).map(|e| std::mem::replace(&mut e.1, o)),
             Err(i) => {
-                // Grow one entry at a time: most sessions hold one or two
-                // subscriptions, and `Vec`'s first growth reserves four
-                // (288 bytes).
-                self.0.reserve_exact(1);
+                // Grow one entry at a time while small: most sessions hold
+                // one or two subscriptions, and `Vec`'s first growth
+                // reserves four (288 bytes). Beyond four, the usual
+                // doubling (no reallocation per insert).
+                if self.0.len() < 4 {
+                    self.0.reserve_exact(1);
+                }
                 self.0.insert(i, (f, o));
                 None
             }
