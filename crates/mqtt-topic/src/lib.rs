@@ -64,7 +64,11 @@
 //! ```
 //!
 //! # Design
-//! The tree is an arena of 64-byte, cache-line-aligned nodes linked by
+//! Plain filters without a wildcard are kept in a hash table keyed by the
+//! whole filter (seeded, probes bounded, see
+//! [`SubscriptionTree::with_seed`]), beside the tree, so a lookup finds
+//! them with one hash of the name and one probe. The tree, holding the
+//! filters with a wildcard and the Shared Subscriptions, is an arena of 64-byte, cache-line-aligned nodes linked by
 //! `u32` indices; a node keeps its exact children in a sorted vector of
 //! 32-byte edges (short labels inline, found by an 8-byte tag), its `+`
 //! child apart, and its `#` subscriptions next to its own, so `#` needs no
@@ -93,6 +97,7 @@ extern crate std;
 
 mod arena;
 mod edge;
+mod exact;
 mod index;
 mod matching;
 mod overlap;

@@ -107,10 +107,17 @@ fn removal_returns_memory() {
     assert_eq!(held(fresh), fa);
 
     // Wide nodes (hashed child indexes): 5,000 children under one node and
-    // 40 under each of those, then everything removed in a scattered order.
-    let wide: Vec<TopicFilter> = (0..5000u32)
+    // 40 under each of those (filters ending in '#', which the tree holds),
+    // and as many exact filters (which the exact-filter table holds), then
+    // everything removed in a scattered order.
+    let wide: Vec<TopicFilter> = (0..10_000u32)
         .map(|i| {
-            let s = format!("dev/{}/ch{}/cmd", (i * 7919) % 5000, i % 40);
+            let (j, last) = if i < 5000 {
+                (i, "cmd")
+            } else {
+                (i - 5000, "#")
+            };
+            let s = format!("dev/{}/ch{}/{last}", (j * 7919) % 5000, j % 40);
             TopicFilter::try_from(s.as_str()).unwrap()
         })
         .collect();

@@ -112,6 +112,9 @@ proptest! {
         let mut all: Vec<(String, u32)> = Vec::new();
         for (i, f) in filters.iter().enumerate() {
             let fs = text(f);
+            // Every other filter ends in '#', so that the tree (not only the
+            // exact-filter table) gets wide nodes.
+            let fs = if i % 2 == 1 && !fs.ends_with('#') { format!("{fs}/#") } else { fs };
             tree.insert(&TopicFilter::try_from(fs.as_str()).unwrap(), i as u32, ());
             all.retain(|(g, k)| !(g == &fs && *k == i as u32));
             all.push((fs, i as u32));
@@ -137,6 +140,111 @@ proptest! {
             prop_assert_eq!(tree.remove(&TopicFilter::try_from(fs.as_str()).unwrap(), &k), Some(()));
         }
         prop_assert_eq!((tree.node_count(), tree.heap_bytes()), (0, 0));
+    }
+
+    /// Mostly exact filters (kept in the hash table beside the tree), with
+    /// several subscribers each, replaced, removed in random order and
+    /// interleaved with lookups (also of `$` names, which exact filters do
+    /// match), `get` and `len` checked against a model; the tree left over
+    /// equals a fresh one, holds the same bytes once trimmed, and removing
+    /// the rest returns every byte.
+    #[test]
+    fn exact_filters_insert_replace_remove(
+        ops in prop::collection::vec(
+            (0u8..4, prop::collection::vec(0u8..12, 1..5), 0u32..6, any::<u8>()),
+            0..300,
+        ),
+        shared in prop::collection::vec((prop::collection::vec(0u8..12, 1..5), 0u32..6), 0..8),
+    ) {
+        // Levels: literal (short, long, `$x`, empty) and, rarely, wildcards.
+        let level = |c: u8, first: bool, last: bool| match c {
+            0..=3 => format!("l{c}"),
+            4..=6 => format!("a-longer-level-of-more-than-16-bytes-{c}"),
+            7 if first => "$x".into(),
+            7 | 8 => String::new(),
+            9 => "k".into(),
+            10 => "+".into(),
+            _ if last => "#".into(),
+            _ => "m".into(),
+        };
+        let text = |t: &Vec<u8>| {
+            let l: Vec<String> = t.iter().enumerate()
+                .map(|(i, &c)| level(c, i == 0, i + 1 == t.len())).collect();
+            let s = l.join("/");
+            if s.is_empty() { "e".to_string() } else { s }
+        };
+        let name_of = |t: &Vec<u8>| text(t).replace('#', "h").replace('+', "p");
+        let mut tree = SubscriptionTree::new();
+        let mut model: std::collections::BTreeMap<(String, u32), u8> = Default::default();
+        for (f, k) in &shared {
+            let s = SharedFilter::try_from(format!("$share/g/{}", text(f)).as_str()).unwrap();
+            tree.insert_shared(&s, *k, 0);
+        }
+        let n_shared = tree.len();
+        let check = |tree: &SubscriptionTree<u32, u8>, model: &std::collections::BTreeMap<(String, u32), u8>, ns: &str| {
+            let mut got = Vec::new();
+            tree.for_each_match(&TopicName::try_from(ns).unwrap(), |m| {
+                if let Match::Subscriber { key, value } = m { got.push((*key, *value)) }
+            });
+            got.sort_unstable();
+            let mut want: Vec<(u32, u8)> = model.iter()
+                .filter(|((f, _), _)| oracle_matches(f, ns)).map(|((_, k), v)| (*k, *v)).collect();
+            want.sort_unstable();
+            (got, want)
+        };
+        for (op, t, key, value) in &ops {
+            let fs = text(t);
+            let filter = TopicFilter::try_from(fs.as_str()).unwrap();
+            match op {
+                0 | 1 => {
+                    let old = tree.insert(&filter, *key, *value);
+                    prop_assert_eq!(old, model.insert((fs.clone(), *key), *value));
+                }
+                2 => {
+                    prop_assert_eq!(tree.remove(&filter, key), model.remove(&(fs.clone(), *key)));
+                }
+                _ => {
+                    let ns = name_of(t);
+                    let (got, want) = check(&tree, &model, &ns);
+                    prop_assert_eq!(got, want, "name {}", ns);
+                }
+            }
+            prop_assert_eq!(tree.get(&filter, key), model.get(&(fs.clone(), *key)));
+            prop_assert_eq!(tree.len(), model.len() + n_shared);
+        }
+        tree.check_invariants().unwrap();
+        for ((fs, _), _) in model.iter() {
+            let ns = fs.replace('#', "h").replace('+', "p");
+            let (got, want) = check(&tree, &model, &ns);
+            prop_assert_eq!(got, want, "name {}", ns);
+        }
+        let mut fresh = SubscriptionTree::new();
+        for (f, k) in &shared {
+            let s = SharedFilter::try_from(format!("$share/g/{}", text(f)).as_str()).unwrap();
+            fresh.insert_shared(&s, *k, 0);
+        }
+        for ((fs, k), v) in model.iter().rev() {
+            fresh.insert(&TopicFilter::try_from(fs.as_str()).unwrap(), *k, *v);
+        }
+        prop_assert!(tree == fresh);
+        let mut trimmed = tree.clone();
+        trimmed.shrink_to_fit();
+        fresh.shrink_to_fit();
+        prop_assert_eq!(trimmed.heap_bytes(), fresh.heap_bytes());
+        prop_assert!(trimmed == fresh);
+        trimmed.check_invariants().unwrap();
+        for ((fs, k), v) in std::mem::take(&mut model) {
+            prop_assert_eq!(tree.remove(&TopicFilter::try_from(fs.as_str()).unwrap(), &k), Some(v));
+            prop_assert_eq!(trimmed.remove(&TopicFilter::try_from(fs.as_str()).unwrap(), &k), Some(v));
+        }
+        for (f, k) in &shared {
+            let s = SharedFilter::try_from(format!("$share/g/{}", text(f)).as_str()).unwrap();
+            tree.remove_shared(&s, k);
+            trimmed.remove_shared(&s, k);
+        }
+        tree.check_invariants().unwrap();
+        prop_assert_eq!((tree.len(), tree.node_count(), tree.heap_bytes()), (0, 0, 0));
+        prop_assert_eq!((trimmed.len(), trimmed.node_count(), trimmed.heap_bytes()), (0, 0, 0));
     }
 
     /// The retained index reports exactly the stored names a filter matches.
