@@ -811,14 +811,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                 version: connect.protocol,
             };
             if !self.hooks.may_publish(&info, &w.topic) {
-                if let Some(c) = self.conns.get_mut(id.0) {
-                    let _ = c.server.reject(
-                        now,
-                        ConnectReasonCode::NotAuthorized,
-                        ConnAckProperties::default(),
-                    );
-                }
-                return;
+                return self.refuse(now, id, ConnectReasonCode::NotAuthorized);
             }
         }
 
@@ -840,14 +833,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             };
             let owner_name = owner.as_ref().and_then(Option::as_ref);
             if !self.hooks.may_replace_session(&info, owner_name) {
-                if let Some(c) = self.conns.get_mut(id.0) {
-                    let _ = c.server.reject(
-                        now,
-                        ConnectReasonCode::NotAuthorized,
-                        ConnAckProperties::default(),
-                    );
-                }
-                return;
+                return self.refuse(now, id, ConnectReasonCode::NotAuthorized);
             }
         }
         // Session takeover (MQTT-3.1.4-3): the old connection gets
@@ -888,14 +874,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             Some(key) => (key, true),
             None => {
                 if self.sessions.len() >= self.config.max_sessions {
-                    if let Some(c) = self.conns.get_mut(id.0) {
-                        let _ = c.server.reject(
-                            now,
-                            ConnectReasonCode::QuotaExceeded,
-                            ConnAckProperties::default(),
-                        );
-                    }
-                    return;
+                    return self.refuse(now, id, ConnectReasonCode::QuotaExceeded);
                 }
                 let s = Session {
                     client_id: client_id.clone(),
@@ -972,6 +951,13 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             session_present,
         });
         self.pump(now, key);
+    }
+
+    /// Refuses a CONNECT with `code` (mapped for 3.1.1 by the session).
+    fn refuse(&mut self, now: Instant, id: ConnectionId, code: ConnectReasonCode) {
+        if let Some(c) = self.conns.get_mut(id.0) {
+            let _ = c.server.reject(now, code, ConnAckProperties::default());
+        }
     }
 
     fn on_closed(&mut self, now: Instant, id: ConnectionId, reason: CloseReason) {

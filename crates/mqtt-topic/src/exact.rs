@@ -25,7 +25,7 @@
 //! reach the tighter one.)
 
 use crate::arena::{reserve_one, trim};
-use crate::index::hash;
+use crate::index::{backward_shift, hash};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::cmp::Ordering;
@@ -326,30 +326,9 @@ impl<K, V> Exact<K, V> {
         }
     }
 
-    /// Empties slot `hole`, moving later entries of its run back
-    /// (backward-shift deletion), so no entry is further from its home
-    /// than before.
-    fn unslot(&mut self, mut hole: usize) {
-        let mask = self.slots.len().wrapping_sub(1);
-        let mut j = hole;
-        loop {
-            j = (j + 1) & mask;
-            let s = self.slots.get(j).copied().unwrap_or(0);
-            if s == 0 {
-                break;
-            }
-            let home = ((s >> 32) as usize) & mask;
-            // Move `s` into the hole unless its home lies in (hole, j].
-            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
-                if let Some(d) = self.slots.get_mut(hole) {
-                    *d = s;
-                }
-                hole = j;
-            }
-        }
-        if let Some(d) = self.slots.get_mut(hole) {
-            *d = 0;
-        }
+    /// Empties slot `hole` (backward-shift deletion).
+    fn unslot(&mut self, hole: usize) {
+        backward_shift(&mut self.slots, hole);
     }
 
     /// Checks the table (for `check_invariants`).

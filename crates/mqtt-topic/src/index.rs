@@ -89,6 +89,34 @@ pub(crate) fn hash(seed: u64, level: &[u8]) -> u64 {
     hash_at(seed, level, 0, level.len())
 }
 
+/// Empties slot `hole` of a linear-probing table whose slots hold the
+/// top 32 bits of their hash above a value (0: empty) and whose length is a
+/// power of two, moving later entries of its run back (backward-shift
+/// deletion), so no entry ends further from its home than before. Shared
+/// by the wide-node index and the exact-filter table.
+pub(crate) fn backward_shift(slots: &mut [u64], mut hole: usize) {
+    let mask = slots.len().wrapping_sub(1);
+    let mut j = hole;
+    loop {
+        j = (j + 1) & mask;
+        let s = slots.get(j).copied().unwrap_or(0);
+        if s == 0 {
+            break;
+        }
+        let home = ((s >> 32) as usize) & mask;
+        // Move `s` into the hole unless its home lies in (hole, j].
+        if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
+            if let Some(d) = slots.get_mut(hole) {
+                *d = s;
+            }
+            hole = j;
+        }
+    }
+    if let Some(d) = slots.get_mut(hole) {
+        *d = 0;
+    }
+}
+
 /// Most slots a lookup reads in a table of `slots` slots.
 #[inline]
 fn probe_limit(slots: usize) -> usize {
@@ -291,30 +319,12 @@ impl Index {
                 _ => break,
             }
         }
-        let Some(mut hole) = hole else {
+        let Some(hole) = hole else {
             // Not found: cannot happen for a consistent table; rebuild.
             self.rebuild(edges);
             return;
         };
-        let mut j = hole;
-        loop {
-            j = (j + 1) & mask;
-            let s = self.slots.get(j).copied().unwrap_or(0);
-            if s == 0 {
-                break;
-            }
-            let home = ((s >> 32) as usize) & mask;
-            // Move `s` into the hole unless its home lies in (hole, j].
-            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
-                if let Some(d) = self.slots.get_mut(hole) {
-                    *d = s;
-                }
-                hole = j;
-            }
-        }
-        if let Some(d) = self.slots.get_mut(hole) {
-            *d = 0;
-        }
+        backward_shift(&mut self.slots, hole);
         // Positions after `at` moved down by one.
         for s in &mut self.slots {
             if *s != 0 && (*s as u32 as usize) > at + 1 {
