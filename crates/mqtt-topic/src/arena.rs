@@ -26,6 +26,9 @@ pub(crate) trait ArenaNode: Default {
     fn shrink(&mut self);
     /// Whether the node holds nothing (no children, no data).
     fn is_empty(&self) -> bool;
+    /// After a compaction, which numbers every parent before its children:
+    /// lets the nodes recompute what they summarize of their subtrees.
+    fn after_compact(_nodes: &mut [Self]) {}
 }
 
 /// A node arena with a free list.
@@ -150,6 +153,7 @@ impl<T: ArenaNode> Arena<T> {
                 fresh.push(n);
             }
         }
+        T::after_compact(&mut fresh);
         self.nodes = fresh;
         self.free = Vec::new();
     }

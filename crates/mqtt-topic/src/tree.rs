@@ -32,9 +32,12 @@ const END: usize = usize::MAX;
 /// - [`for_each_match`](Self::for_each_match) follows the name's levels
 ///   down the tree, taking at each level the exact child (found among a few
 ///   edges by their tags, or through a hashed index in a node with many)
-///   and the `+` child, and reporting `#` subscriptions on the way. Its
-///   cost is the depth of the name times the wildcard branches that exist,
-///   plus the matches; never the number of subscriptions. It allocates
+///   and the `+` child, and reporting `#` subscriptions on the way. Each
+///   node records at which depths below it filters end, so a branch where
+///   none ends at the name's remaining depth (and no `#` is below) is left
+///   at its first node. Its cost is the depth of the name times the
+///   wildcard branches that exist, plus the matches; never the number of
+///   subscriptions. It allocates
 ///   nothing and uses no recursion: the `+` branches still to take wait on
 ///   a fixed array of 32 entries, and names deeper than 32 levels are walked
 ///   through parent links instead, so a 32,768-level name needs no stack.
@@ -104,8 +107,122 @@ struct Node<K, V> {
     /// How many entries of `subs` are exact (the rest are `#`).
     n_exact: u32,
     /// Length in bytes of the label of the edge from the parent (0 for the
-    /// root and `+` children), to find the parent's place in a name.
-    in_len: u32,
+    /// root and `+` children), to find the parent's place in a name. Topic
+    /// Filters are at most 65,535 bytes long.
+    in_len: u16,
+    /// At how many levels below this node filters end, so that a lookup
+    /// skips a subtree where none ends at the name's remaining depth.
+    depths: Depths,
+}
+
+/// Which depths below a node (0: the node itself) some filter of its
+/// subtree ends at, conservatively: it may claim depths no filter ends at
+/// (after removals below wide nodes), never miss one. Exact after a
+/// compaction and after inserts alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Depths {
+    /// Bit `d < 7`: a filter without `#` ends `d` levels below; bit 7: one
+    /// ends 7 or more levels below.
+    ends: u8,
+    /// The fewest levels below at which a `/#` filter is stored (it matches
+    /// every name with at least that many levels left), at most
+    /// [`Depths::FAR`]; [`Depths::NO_HASH`] when there is none.
+    hash: u8,
+}
+
+impl Depths {
+    const NO_HASH: u8 = u8::MAX;
+    const FAR: usize = 254;
+    const NONE: Depths = Depths {
+        ends: 0,
+        hash: Depths::NO_HASH,
+    };
+
+    #[inline]
+    fn bit(d: usize) -> u8 {
+        1 << d.min(7)
+    }
+
+    /// A filter stored `d` levels below, ending in `#` or not.
+    fn at(d: usize, hash: bool) -> Depths {
+        if hash {
+            Depths {
+                ends: 0,
+                // At most `FAR`, so the cast keeps the value.
+                hash: d.min(Depths::FAR) as u8,
+            }
+        } else {
+            Depths {
+                ends: Depths::bit(d),
+                hash: Depths::NO_HASH,
+            }
+        }
+    }
+
+    fn union(self, o: Depths) -> Depths {
+        Depths {
+            ends: self.ends | o.ends,
+            hash: self.hash.min(o.hash),
+        }
+    }
+
+    /// The same filters seen from `by` levels higher.
+    fn shift(self, by: usize) -> Depths {
+        let ends = if by >= 8 {
+            if self.ends != 0 {
+                0x80
+            } else {
+                0
+            }
+        } else {
+            let w = u16::from(self.ends) << by;
+            (w & 0x7F) as u8 | if w >> 7 != 0 { 0x80 } else { 0 }
+        };
+        let hash = if self.hash == Depths::NO_HASH {
+            Depths::NO_HASH
+        } else {
+            // At most `FAR`, so the cast keeps the value.
+            (usize::from(self.hash).saturating_add(by)).min(Depths::FAR) as u8
+        };
+        Depths { ends, hash }
+    }
+
+    /// Whether a filter of the subtree may match a name with `k` levels
+    /// left.
+    #[inline]
+    fn admits(self, k: usize) -> bool {
+        self.ends & Depths::bit(k) != 0 || usize::from(self.hash) <= k
+    }
+
+    /// Whether `self` claims every depth `o` claims.
+    fn covers(self, o: Depths) -> bool {
+        self.ends & o.ends == o.ends && self.hash <= o.hash
+    }
+}
+
+/// Number of levels in an edge label.
+#[inline]
+fn label_levels(label: &[u8]) -> usize {
+    // A sum of 0/1, which the compiler turns into wide compares.
+    label.iter().map(|&c| usize::from(c == b'/')).sum::<usize>() + 1
+}
+
+/// The depths of node `i`'s subtree, from its own subscriptions and its
+/// children's (stored) depths.
+fn depths_of<K, V>(nodes: &[Node<K, V>], i: u32) -> Depths {
+    let Some(n) = nodes.get(i as usize) else {
+        return Depths::NONE;
+    };
+    let mut d = n.own_depths();
+    if let Some(p) = nodes.get(n.plus as usize) {
+        d = d.union(p.depths.shift(1));
+    }
+    for e in n.edges() {
+        if let Some(c) = nodes.get(e.node() as usize) {
+            d = d.union(c.depths.shift(label_levels(e.label())));
+        }
+    }
+    d
 }
 
 /// A node's exact children, sorted by their label's first level (a label
@@ -261,6 +378,11 @@ impl<K, V> SubscriptionTree<K, V> {
         // level visited after it was pushed.
         let mut pending = [(0u32, 0u32); MAX_LEVELS];
         let mut top = 0usize;
+        // The levels' hashes, computed at the first indexed node that needs
+        // one (bit `i` of `hashed`: level `i`'s is there).
+        let mut hashes = [0u64; MAX_LEVELS];
+        let mut hashed = 0u32;
+        let mut spare = 0u64;
         let mut node = ROOT;
         // Index of the next level to consume (`count`: none left).
         let mut i = 0usize;
@@ -268,7 +390,9 @@ impl<K, V> SubscriptionTree<K, V> {
             let Some(n) = nodes.get(node as usize) else {
                 return;
             };
-            if i >= count {
+            if !n.depths.admits(count.saturating_sub(i)) {
+                // No filter below ends at the name's depth: a dead end.
+            } else if i >= count {
                 n.emit(true, &mut f);
             } else {
                 // MQTT-4.7.2-1: at the root, '+' and '#' do not take a '$'
@@ -286,13 +410,17 @@ impl<K, V> SubscriptionTree<K, V> {
                 };
                 let len = end - start;
                 let found = match index {
-                    Some(x) => x.find(
-                        edges,
-                        name,
-                        start,
-                        len,
-                        hash_at(self.seed, name, start, len),
-                    ),
+                    Some(x) => {
+                        // Each level is hashed once per lookup, however
+                        // many '+' branches reach an indexed node with it.
+                        let bit = 1u32 << (i & 31);
+                        let slot = hashes.get_mut(i).unwrap_or(&mut spare);
+                        if hashed & bit == 0 {
+                            hashed |= bit;
+                            *slot = hash_at(self.seed, name, start, len);
+                        }
+                        x.find(edges, name, start, len, *slot)
+                    }
                     None => {
                         let level = name.get(start..end).unwrap_or(&[]);
                         let t = tag_at(name, start, len);
@@ -491,9 +619,19 @@ impl<K, V> SubscriptionTree<K, V> {
     /// ends in `#` there.
     fn make_path(&mut self, filter: &[u8]) -> (u32, bool) {
         self.arena.ensure_root();
+        // Where the filter will be stored, in levels below the root, so
+        // that every node passed learns at which depth below it one ends.
+        let hash = filter.ends_with(b"#");
+        let store = label_levels(filter) - usize::from(hash);
         let mut node = ROOT;
         let mut pos = 0usize;
+        let mut depth = 0usize;
         loop {
+            if let Some(n) = self.arena.get_mut(node) {
+                n.depths = n
+                    .depths
+                    .union(Depths::at(store.saturating_sub(depth), hash));
+            }
             let rest = filter.get(pos..).unwrap_or(&[]);
             let level = first_level(rest);
             if level == b"#" {
@@ -528,7 +666,7 @@ impl<K, V> SubscriptionTree<K, V> {
                         let label = rest.get(..run).unwrap_or(rest);
                         let c = self.arena.alloc(Node {
                             parent: node,
-                            in_len: len32(run),
+                            in_len: len16(run),
                             ..Node::default()
                         });
                         let seed = self.seed;
@@ -556,8 +694,14 @@ impl<K, V> SubscriptionTree<K, V> {
                     }
                 }
             };
+            depth += label_levels(rest.get(..used).unwrap_or(rest));
             pos += used;
             if pos >= filter.len() {
+                if let Some(n) = self.arena.get_mut(node) {
+                    n.depths = n
+                        .depths
+                        .union(Depths::at(store.saturating_sub(depth), hash));
+                }
                 return (node, false);
             }
             pos += 1; // the '/'
@@ -581,15 +725,20 @@ impl<K, V> SubscriptionTree<K, V> {
         let mut edges = Vec::new();
         edges.reserve_exact(1);
         edges.push(Edge::new(tail, child));
+        let below = self
+            .arena
+            .get(child)
+            .map_or(Depths::NONE, |c| c.depths.shift(label_levels(tail)));
         let mid = self.arena.alloc(Node {
             kids: Kids::Few(edges),
             parent: node,
-            in_len: len32(head.len()),
+            in_len: len16(head.len()),
+            depths: below,
             ..Node::default()
         });
         if let Some(c) = self.arena.get_mut(child) {
             c.parent = mid;
-            c.in_len = len32(tail.len());
+            c.in_len = len16(tail.len());
         }
         // Same first level: a wide node's index stays valid.
         if let Some(e) = self
@@ -647,7 +796,9 @@ impl<K, V> SubscriptionTree<K, V> {
     /// After a removal along `path`: frees the nodes left empty from the end
     /// of the path up, then folds a node left with a single edge and nothing
     /// else into the edge above it, and lets the arena settle.
-    fn tidy(&mut self, path: &[(u32, Step<'_>)]) {
+    fn tidy(&mut self, path: &[(u32, Step<'_>)], same: bool) {
+        // The deepest node left on the path, whose depths may have shrunk.
+        let mut kept = ROOT;
         for &(node, step) in path.iter().rev() {
             if node == ROOT {
                 break;
@@ -656,6 +807,7 @@ impl<K, V> SubscriptionTree<K, V> {
                 break;
             };
             let parent = n.parent;
+            kept = parent;
             if n.is_empty() {
                 if let Some(p) = self.arena.get_mut(parent) {
                     match step {
@@ -674,11 +826,46 @@ impl<K, V> SubscriptionTree<K, V> {
             if let Step::Edge(first) = step {
                 if n.foldable() {
                     self.fold(parent, first, node);
+                    break;
                 }
+            }
+            if same && node == path.last().map_or(ROOT, |p| p.0) {
+                // The end node kept the depths of what it holds: nothing
+                // below or above changes.
+                kept = NIL;
+            } else {
+                kept = node;
             }
             break;
         }
+        self.refresh(kept);
         self.arena.settle();
+    }
+
+    /// Recomputes the depths of `node` and of its ancestors after a
+    /// removal below it, up to the first whose depths stay the same. A
+    /// wide node's depths are left as they are (a superset), to keep a
+    /// removal from reading all its children; a compaction makes them
+    /// exact again.
+    fn refresh(&mut self, mut node: u32) {
+        loop {
+            let Some(n) = self.arena.get(node) else {
+                return;
+            };
+            if n.edges().len() > WIDE {
+                return;
+            }
+            let d = depths_of(&self.arena.nodes, node);
+            let parent = n.parent;
+            match self.arena.get_mut(node) {
+                Some(n) if n.depths != d => n.depths = d,
+                _ => return,
+            }
+            if node == ROOT {
+                return;
+            }
+            node = parent;
+        }
     }
 
     /// Replaces `parent`'s edge (first level `first`) to `node`, and
@@ -709,7 +896,7 @@ impl<K, V> SubscriptionTree<K, V> {
         *e = Edge::new(&label, child);
         if let Some(c) = self.arena.get_mut(child) {
             c.parent = parent;
-            c.in_len = len32(label.len());
+            c.in_len = len16(label.len());
         }
         self.arena.release(node);
     }
@@ -817,6 +1004,12 @@ enum Step<'f> {
     Plus,
     /// By the exact edge whose first level is this.
     Edge(&'f [u8]),
+}
+
+/// Topic lengths are at most 65,535 bytes, so they fit a `u16`.
+#[inline]
+fn len16(n: usize) -> u16 {
+    u16::try_from(n).unwrap_or(u16::MAX)
 }
 
 /// Topic lengths are at most 65,535 bytes, so they fit a `u32`.
@@ -978,13 +1171,15 @@ impl<K: Ord, V> SubscriptionTree<K, V> {
             .get(lo..hi)?
             .binary_search_by(|(k, _)| k.cmp(key))
             .ok()?;
+        let before = n.own_depths();
         let (_, v) = n.subs.remove(lo + i);
         if !hash {
             n.n_exact -= 1;
         }
         trim(&mut n.subs);
+        let same = n.own_depths() == before;
         self.len -= 1;
-        self.tidy(&path);
+        self.tidy(&path, same);
         Some(v)
     }
 
@@ -1011,7 +1206,7 @@ impl<K: Ord, V> SubscriptionTree<K, V> {
             n.settle_kids();
         }
         self.len -= 1;
-        self.tidy(&path);
+        self.tidy(&path, false);
         Some(v)
     }
 
@@ -1119,6 +1314,9 @@ impl<K: Ord, V> SubscriptionTree<K, V> {
                 if c.foldable() {
                     return Err("node with one edge and nothing else not folded");
                 }
+            }
+            if !n.depths.covers(depths_of(nodes, i)) {
+                return Err("depths miss a depth of the subtree");
             }
             let mut bad_parent = false;
             n.for_each_child(|c| {
@@ -1293,6 +1491,21 @@ impl<K, V> Node<K, V> {
         }
     }
 
+    /// The depths of the filters stored at this node (0, or `#` at 0).
+    fn own_depths(&self) -> Depths {
+        let mut d = Depths::NONE;
+        if self.n_exact > 0 {
+            d = d.union(Depths::at(0, false));
+        }
+        if self.subs.len() > self.n_exact as usize {
+            d = d.union(Depths::at(0, true));
+        }
+        for g in self.groups() {
+            d = d.union(Depths::at(0, g.hash));
+        }
+        d
+    }
+
     /// A node with exactly one edge and nothing else: below an exact edge it
     /// is folded into that edge.
     #[inline]
@@ -1331,6 +1544,7 @@ impl<K, V> Default for Node<K, V> {
             plus: NIL,
             n_exact: 0,
             in_len: 0,
+            depths: Depths::NONE,
         }
     }
 }
@@ -1374,6 +1588,17 @@ impl<K, V> ArenaNode for Node<K, V> {
             && self.plus == NIL
             && self.subs.is_empty()
             && self.groups().is_empty()
+    }
+
+    fn after_compact(nodes: &mut [Self]) {
+        // Children are numbered after their parent: from the last node up,
+        // every child is done before its parent.
+        for i in (0..nodes.len()).rev() {
+            let d = depths_of(nodes, len32(i));
+            if let Some(n) = nodes.get_mut(i) {
+                n.depths = d;
+            }
+        }
     }
 }
 
@@ -1966,5 +2191,88 @@ mod tests {
         fresh.shrink_to_fit();
         assert_eq!(t.heap_bytes(), fresh.heap_bytes());
         assert!(t.arena.nodes.len() == fresh.arena.nodes.len());
+    }
+
+    #[test]
+    fn depths_shift_saturate_and_admit() {
+        let d = Depths::at(2, false).union(Depths::at(3, true));
+        assert!(d.admits(2) && !d.admits(1) && d.admits(3) && d.admits(30));
+        assert!(!d.admits(0));
+        // Seen from 5 levels up: ends at 7 (bit 7: 7 or more), '#' at 8.
+        let up = d.shift(5);
+        assert_eq!(up.ends, 0x80);
+        assert_eq!(up.hash, 8);
+        assert!(!up.admits(6) && up.admits(7) && up.admits(9));
+        // Far shifts saturate and stay conservative.
+        let far = Depths::at(0, false).shift(40_000);
+        assert!(far.admits(7) && far.admits(31) && !far.admits(6));
+        let far_hash = Depths::at(0, true).shift(40_000);
+        assert_eq!(far_hash.hash, 254);
+        assert!(!far_hash.admits(31));
+        assert!(!Depths::NONE.admits(0) && !Depths::NONE.shift(3).admits(3));
+        assert!(d.covers(Depths::at(2, false)) && !d.covers(Depths::at(1, false)));
+    }
+
+    /// Every live node's depths, in node order (a free slot's are empty).
+    fn all_depths(t: &SubscriptionTree<u32, u8>) -> Vec<Depths> {
+        t.arena
+            .nodes
+            .iter()
+            .map(|n| n.depths)
+            .filter(|&d| d != Depths::NONE)
+            .collect()
+    }
+
+    #[test]
+    fn depths_prune_and_shrink_back_on_removal() {
+        let mut t = SubscriptionTree::new();
+        t.insert(&f("a/+/c"), 1, 0);
+        t.insert(&f("a/+/c/d/e"), 2, 0);
+        t.insert(&f("+/x/#"), 3, 0);
+        t.check_invariants().unwrap();
+        // The root claims depths 3 and 5, and '#' from 2 levels down.
+        let root = t.arena.get(ROOT).unwrap().depths;
+        assert_eq!(root.ends, 0b10_1000);
+        assert_eq!(root.hash, 2);
+        assert_eq!(hits(&t, "a/b/c"), [1]);
+        assert_eq!(hits(&t, "a/x/c/d/e"), [2, 3]);
+        assert_eq!(hits(&t, "a/b/c/d").len(), 0);
+        assert_eq!(hits(&t, "q/x"), [3]);
+        // Narrow nodes get exact depths back on removal.
+        assert_eq!(t.remove(&f("a/+/c/d/e"), &2), Some(0));
+        t.check_invariants().unwrap();
+        let mut fresh = SubscriptionTree::new();
+        fresh.insert(&f("a/+/c"), 1, 0);
+        fresh.insert(&f("+/x/#"), 3, 0);
+        let mut a = all_depths(&t);
+        let mut b = all_depths(&fresh);
+        a.sort_by_key(|d| (d.ends, d.hash));
+        b.sort_by_key(|d| (d.ends, d.hash));
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn wide_nodes_keep_a_superset_until_compaction() {
+        let mut t = SubscriptionTree::new();
+        for i in 0..20 {
+            t.insert(&f(&alloc::format!("w/l{i}/+")), i, 0);
+        }
+        t.insert(&f("w/l0/+/deep/er"), 99, 0);
+        assert_eq!(t.remove(&f("w/l0/+/deep/er"), &99), Some(0));
+        t.check_invariants().unwrap();
+        // `w` has 20 edges: its depths still claim the removed filter.
+        let w = node_at(&t, "w").depths;
+        assert!(w.admits(4));
+        assert_eq!(hits(&t, "w/l0/x/deep/er").len(), 0);
+        t.shrink_to_fit();
+        t.check_invariants().unwrap();
+        let w = node_at(&t, "w").depths;
+        assert!(!w.admits(4) && w.admits(2));
+        let mut fresh = SubscriptionTree::new();
+        for i in 0..20 {
+            fresh.insert(&f(&alloc::format!("w/l{i}/+")), i, 0);
+        }
+        fresh.shrink_to_fit();
+        assert_eq!(all_depths(&t), all_depths(&fresh));
     }
 }
