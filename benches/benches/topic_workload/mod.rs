@@ -4,37 +4,7 @@
 //! and published names drawn from the same distribution.
 #![allow(dead_code)]
 
-/// A small deterministic generator (xorshift64*), so every run and every
-/// peer sees the same sets.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
-const METRICS: [&str; 8] = [
-    "temperature",
-    "humidity",
-    "co2",
-    "pressure",
-    "occupancy",
-    "light",
-    "power",
-    "voltage",
-];
+pub use mqtt_benches::{Rng, METRICS};
 
 /// The levels of one random name of `depth` levels (3..=7) for a set of
 /// `n` subscriptions: the number of sites grows with the set.
