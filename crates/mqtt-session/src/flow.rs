@@ -55,7 +55,54 @@ pub(crate) struct Flows {
     pub(crate) next_id: u16,
     pub(crate) seq: u64,
     pub(crate) out: OutTable,
-    pub(crate) in_qos2: BTreeMap<u16, InQos2>,
+    pub(crate) in_qos2: InTable,
+}
+
+/// Inbound QoS 2 messages awaiting PUBREL, by packet id. Boxed on first
+/// use and given back when empty: most connections never receive QoS 2,
+/// and an empty `BTreeMap` still takes 24 bytes inline (and keeps its
+/// root node after its last removal).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[allow(clippy::box_collection)] // 8 bytes inline instead of 24: the point
+pub(crate) struct InTable(Option<Box<BTreeMap<u16, InQos2>>>);
+
+impl InTable {
+    pub(crate) fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |t| t.len())
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn get(&self, id: &u16) -> Option<&InQos2> {
+        self.0.as_ref()?.get(id)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: &u16) -> Option<&mut InQos2> {
+        self.0.as_mut()?.get_mut(id)
+    }
+
+    pub(crate) fn insert(&mut self, id: u16, s: InQos2) -> Option<InQos2> {
+        self.0.get_or_insert_with(Box::default).insert(id, s)
+    }
+
+    pub(crate) fn remove(&mut self, id: &u16) -> Option<InQos2> {
+        let t = self.0.as_mut()?;
+        let r = t.remove(id);
+        if t.is_empty() {
+            self.0 = None;
+        }
+        r
+    }
+
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &u16> {
+        self.0.iter().flat_map(|t| t.keys())
+    }
+
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut InQos2> {
+        self.0.iter_mut().flat_map(|t| t.values_mut())
+    }
 }
 
 /// The outbound in-flight table: an ordered index from packet id to a
@@ -275,8 +322,10 @@ pub(crate) struct Core {
     pub(crate) version: ProtocolVersion,
     pub(crate) flows: Flows,
     pub(crate) limits: LinkLimits,
-    read_buf: BytesMut,
-    out: BytesMut,
+    /// The read and write buffers, boxed: a quiet connection gives them
+    /// back whole at its keep-alive check (two empty `BytesMut` still take
+    /// 64 bytes inline).
+    bufs: Option<Box<Buffers>>,
     /// Largest packet the peer accepts.
     pub(crate) peer_max_packet: u32,
     /// The peer's Receive Maximum (our send quota's ceiling).
@@ -296,6 +345,15 @@ pub(crate) struct Core {
     /// Tables many connections never use, boxed on first use (an idle
     /// connection carries one pointer for them).
     extras: Option<Box<Extras>>,
+}
+
+/// The read and write buffers of a [`Core`].
+#[derive(Debug, Default)]
+struct Buffers {
+    /// Bytes received and not yet decoded.
+    read: BytesMut,
+    /// Bytes encoded and not yet taken by `poll_transmit`.
+    out: BytesMut,
 }
 
 /// The parts of [`Core`] that many connections never use.
@@ -327,8 +385,7 @@ impl Core {
             version,
             flows,
             limits,
-            read_buf: BytesMut::new(),
-            out: BytesMut::new(),
+            bufs: None,
             peer_max_packet: MAX_PACKET_SIZE,
             peer_receive_maximum: u16::MAX,
             peer_maximum_qos: QoS::ExactlyOnce,
@@ -339,6 +396,10 @@ impl Core {
             pending_qos1: 0,
             extras: None,
         }
+    }
+
+    fn bufs(&mut self) -> &mut Buffers {
+        self.bufs.get_or_insert_with(Box::default)
     }
 
     fn extras(&mut self) -> &mut Extras {
@@ -360,8 +421,7 @@ impl Core {
     /// Forgets everything that belongs to the network connection (aliases,
     /// buffers, quotas) and keeps the session tables (MQTT-3.3.2-7).
     pub(crate) fn reset_connection(&mut self) {
-        self.read_buf = BytesMut::new();
-        self.out = BytesMut::new();
+        self.bufs = None;
         self.peer_max_packet = MAX_PACKET_SIZE;
         self.peer_receive_maximum = u16::MAX;
         self.peer_maximum_qos = QoS::ExactlyOnce;
@@ -403,16 +463,19 @@ impl Core {
 
     /// Appends received bytes to the read buffer.
     pub(crate) fn push_read(&mut self, bytes: &[u8]) {
-        self.read_buf.extend_from_slice(bytes);
+        self.bufs().read.extend_from_slice(bytes);
     }
 
     /// Decodes the next whole packet from the read buffer.
     pub(crate) fn next_packet(&mut self) -> Result<Option<Packet>, DecodeError> {
         let cfg = self.decode_config();
-        let r = mqtt_wire::decode(&mut self.read_buf, &cfg);
-        if self.read_buf.is_empty() && self.read_buf.capacity() > 64 * 1024 {
+        let Some(b) = self.bufs.as_mut() else {
+            return Ok(None);
+        };
+        let r = mqtt_wire::decode(&mut b.read, &cfg);
+        if b.read.is_empty() && b.read.capacity() > 64 * 1024 {
             // Do not keep a large packet's buffer for the idle connection.
-            self.read_buf = BytesMut::new();
+            b.read = BytesMut::new();
         }
         r
     }
@@ -420,48 +483,49 @@ impl Core {
     /// The type of the next packet in the read buffer, from its fixed
     /// header (`None`: not enough bytes yet).
     pub(crate) fn peek_type(&self) -> Result<Option<mqtt_wire::PacketType>, DecodeError> {
-        let h = mqtt_wire::FixedHeader::parse(&self.read_buf, &self.decode_config())?;
+        let read = self.bufs.as_ref().map_or(&[][..], |b| &b.read[..]);
+        let h = mqtt_wire::FixedHeader::parse(read, &self.decode_config())?;
         Ok(h.map(|h| h.packet_type))
     }
 
     /// Bytes received and not yet decoded.
     pub(crate) fn buffered(&self) -> usize {
-        self.read_buf.len()
+        self.bufs.as_ref().map_or(0, |b| b.read.len())
     }
 
     /// Drops unread input (after a close nothing more is processed,
     /// MQTT-3.1.4-5 / MQTT-3.1.4-6).
     pub(crate) fn discard_input(&mut self) {
-        self.read_buf = BytesMut::new();
+        if let Some(b) = &mut self.bufs {
+            b.read = BytesMut::new();
+        }
     }
 
     /// Drops the read and write buffers when they hold nothing (an empty
     /// `BytesMut` still pins its last allocation), and empty QoS tables.
     pub(crate) fn release_idle_buffers(&mut self) {
-        if self.read_buf.is_empty() {
-            self.read_buf = BytesMut::new();
-        }
-        if self.out.is_empty() {
-            self.out = BytesMut::new();
+        if self
+            .bufs
+            .as_ref()
+            .is_some_and(|b| b.read.is_empty() && b.out.is_empty())
+        {
+            self.bufs = None;
         }
         self.flows.out.release_if_empty();
-        if self.flows.in_qos2.is_empty() {
-            // An empty B-tree keeps its root node.
-            self.flows.in_qos2 = BTreeMap::new();
-        }
     }
 
     /// Bytes waiting to be written.
     pub(crate) fn take_transmit(&mut self) -> Option<Bytes> {
-        if self.out.is_empty() {
+        let b = self.bufs.as_mut()?;
+        if b.out.is_empty() {
             None
         } else {
-            Some(self.out.split().freeze())
+            Some(b.out.split().freeze())
         }
     }
 
     pub(crate) fn has_transmit(&self) -> bool {
-        !self.out.is_empty()
+        self.bufs.as_ref().is_some_and(|b| !b.out.is_empty())
     }
 
     /// Bytes of heap this connection holds in its buffers and tables
@@ -474,9 +538,10 @@ impl Core {
                 + x.pending_acks.capacity() * std::mem::size_of::<PendingAck>()
                 + x.dropped.capacity() * std::mem::size_of::<Publish>()
         });
-        self.read_buf.capacity()
-            + self.out.capacity()
-            + extras
+        let bufs = self.bufs.as_ref().map_or(0, |b| {
+            std::mem::size_of::<Buffers>() + b.read.capacity() + b.out.capacity()
+        });
+        bufs + extras
             + self.flows.out.heap_bytes()
             + self.flows.in_qos2.len() * (std::mem::size_of::<(u16, InQos2)>() + 16)
     }
@@ -484,7 +549,8 @@ impl Core {
     /// Encodes a packet for the peer, refusing it when larger than the
     /// peer's Maximum Packet Size.
     pub(crate) fn send<P: Encode>(&mut self, p: &P) -> Result<usize, EncodeError> {
-        p.encode_checked(self.version, self.peer_max_packet, &mut self.out)
+        let (version, max) = (self.version, self.peer_max_packet);
+        p.encode_checked(version, max, &mut self.bufs().out)
     }
 
     /// Encodes a packet built by this crate (acknowledgements, PINGs,
