@@ -1,11 +1,12 @@
 //! The broker: many server connections, sessions, routing.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mqtt_session::server::{Accept, Event as ConnEvent, ServerConnection};
+use mqtt_session::server::{Accept, Event as ConnEvent, ServerConfig, ServerConnection};
 use mqtt_session::{AckMode, CloseReason, SessionState};
 use mqtt_topic::{Match, RetainedIndex, SubscriptionFilter, SubscriptionTree};
 use mqtt_wire::{
@@ -16,6 +17,7 @@ use mqtt_wire::{
 };
 
 use crate::hooks::{AllowAll, AuthDecision, ClientInfo, Hooks, Recipient};
+use crate::index::ClientIndex;
 use crate::slab::{Key, Slab};
 use crate::store::{MemoryOnly, Store, StoredSession, StoredSubscription};
 use crate::{BrokerConfig, Error, Stats};
@@ -88,53 +90,65 @@ pub enum Event {
     Close(ConnectionId),
 }
 
-/// A session's subscriptions, sorted by filter: a vector, since a
-/// `BTreeMap` node costs ~800 bytes even for the one subscription most
-/// sessions hold; bounded by `max_subscriptions_per_session`.
+/// A session's subscriptions: their filters' texts as received (with
+/// the `$share/{name}/` prefix of a Shared Subscription), sorted. The
+/// options live in the subscription tree. A boxed string per filter
+/// (16 bytes and the text) rather than a parsed `SubscriptionFilter` and
+/// its options (72 bytes and the text): the list is read only when the
+/// session subscribes, unsubscribes or ends. Bounded by
+/// `max_subscriptions_per_session`.
 #[derive(Debug, Default)]
-struct SubList(Vec<(SubscriptionFilter, SubOpts)>);
+struct SubList(Vec<Box<str>>);
 
 impl SubList {
-    fn find(&self, f: &SubscriptionFilter) -> Result<usize, usize> {
-        self.0.binary_search_by(|(g, _)| g.cmp(f))
+    fn find(&self, f: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|g| (**g).cmp(f))
     }
 
-    fn contains_key(&self, f: &SubscriptionFilter) -> bool {
+    fn contains(&self, f: &str) -> bool {
         self.find(f).is_ok()
     }
 
-    fn insert(&mut self, f: SubscriptionFilter, o: SubOpts) -> Option<SubOpts> {
-        match self.find(&f) {
-            Ok(i) => self.0.get_mut(i).map(|e| std::mem::replace(&mut e.1, o)),
+    /// Adds `f`; `false` when it was there already.
+    fn insert(&mut self, f: &str) -> bool {
+        match self.find(f) {
+            Ok(_) => false,
             Err(i) => {
                 // Grow one entry at a time while small: most sessions hold
                 // one or two subscriptions, and `Vec`'s first growth
-                // reserves four (288 bytes). Beyond four, the usual
-                // doubling (no reallocation per insert).
+                // reserves four. Beyond four, the usual doubling (no
+                // reallocation per insert).
                 if self.0.len() < 4 {
                     self.0.reserve_exact(1);
                 }
-                self.0.insert(i, (f, o));
-                None
+                self.0.insert(i, f.into());
+                true
             }
         }
     }
 
-    fn remove(&mut self, f: &SubscriptionFilter) -> Option<SubOpts> {
-        let i = self.find(f).ok()?;
-        let (_, o) = self.0.remove(i);
+    /// Removes `f`; `false` when it was not there.
+    fn remove(&mut self, f: &str) -> bool {
+        let Ok(i) = self.find(f) else {
+            return false;
+        };
+        self.0.remove(i);
         if self.0.is_empty() {
             self.0 = Vec::new();
         }
-        Some(o)
+        true
     }
 
     fn len(&self) -> usize {
         self.0.len()
     }
 
-    fn keys(&self) -> impl Iterator<Item = &SubscriptionFilter> {
-        self.0.iter().map(|(f, _)| f)
+    /// The filters, parsed again (each was valid when it was added, so
+    /// none is skipped).
+    fn filters(&self) -> impl Iterator<Item = SubscriptionFilter> + '_ {
+        self.0
+            .iter()
+            .filter_map(|f| SubscriptionFilter::try_from(&**f).ok())
     }
 }
 
@@ -172,15 +186,46 @@ struct Queued {
 
 type SessionKey = Key;
 
+/// Messages waiting for a session, and the store ids of its copies in
+/// flight. Boxed on first use and given back when empty: most sessions
+/// never queue (their messages go straight out), and the three tables take
+/// 64 bytes inline.
+#[derive(Debug, Default)]
+struct Backlog {
+    queue: VecDeque<Queued>,
+    /// Bytes of the messages in `queue`.
+    bytes: usize,
+    /// Store ids of the copies in flight, by packet id (persistent
+    /// sessions with a [`Store`] only).
+    inflight: BTreeMap<u16, u64>,
+}
+
+impl Backlog {
+    fn push(&mut self, q: Queued) {
+        self.bytes += q.bytes;
+        self.queue.push_back(q);
+    }
+
+    fn pop(&mut self) -> Option<Queued> {
+        let q = self.queue.pop_front()?;
+        self.bytes -= q.bytes;
+        Some(q)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty() && self.inflight.is_empty()
+    }
+}
+
 #[derive(Debug)]
 struct Session {
     client_id: MqttString,
-    /// The user name that owns the session (`None`: anonymous).
-    owner: Option<MqttString>,
+    /// The user name that owns the session (`None`: anonymous); boxed, as
+    /// a string takes 32 bytes inline.
+    owner: Option<Box<MqttString>>,
     conn: Option<ConnectionId>,
     subs: SubList,
-    queue: VecDeque<Queued>,
-    queue_bytes: usize,
+    backlog: Option<Box<Backlog>>,
     /// QoS tables while no connection holds them.
     flows: Option<Box<SessionState>>,
     /// Session Expiry Interval in force, seconds.
@@ -190,14 +235,59 @@ struct Session {
     will: Option<Box<(LastWill, Instant)>>,
     /// Deadline currently in the timer heap.
     armed: Option<Instant>,
-    /// Store ids of the copies in flight, by packet id.
-    inflight: BTreeMap<u16, u64>,
 }
 
 impl Session {
+    /// A new session of `client_id`, not yet connected.
+    fn new(client_id: MqttString, expiry: u32) -> Self {
+        Session {
+            client_id,
+            owner: None,
+            conn: None,
+            subs: SubList::default(),
+            backlog: None,
+            flows: None,
+            expiry,
+            expires_at: None,
+            will: None,
+            armed: None,
+        }
+    }
+
     /// Kept beyond its connection, so reported to the store.
     fn persistent(&self) -> bool {
         self.expiry > 0
+    }
+
+    fn backlog(&mut self) -> &mut Backlog {
+        self.backlog.get_or_insert_with(Box::default)
+    }
+
+    /// Messages queued.
+    fn queued(&self) -> usize {
+        self.backlog.as_ref().map_or(0, |b| b.queue.len())
+    }
+
+    /// Bytes of the messages queued.
+    fn queued_bytes(&self) -> usize {
+        self.backlog.as_ref().map_or(0, |b| b.bytes)
+    }
+
+    /// The queued messages, oldest first.
+    fn queue(&self) -> impl Iterator<Item = &Queued> {
+        self.backlog.iter().flat_map(|b| b.queue.iter())
+    }
+
+    /// The user name that owns the session.
+    fn owner(&self) -> Option<&MqttString> {
+        self.owner.as_deref()
+    }
+
+    /// Gives the backlog back when it holds nothing.
+    fn release_empty_backlog(&mut self) {
+        if self.backlog.as_ref().is_some_and(|b| b.is_empty()) {
+            self.backlog = None;
+        }
     }
 }
 
@@ -234,7 +324,9 @@ pub struct Broker<H: Hooks = AllowAll, S: Store = MemoryOnly> {
     next_msg_id: u64,
     conns: Slab<Conn>,
     sessions: Slab<Session>,
-    by_client: HashMap<MqttString, SessionKey>,
+    by_client: ClientIndex,
+    /// `config.server`, shared by every connection.
+    server_config: Arc<ServerConfig>,
     tree: SubscriptionTree<SessionKey, SubOpts>,
     retained: RetainedIndex<Retained>,
     retained_bytes: usize,
@@ -270,13 +362,14 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         // The broker decides each acknowledgement's reason code.
         config.server.ack_mode = AckMode::Manual;
         Broker {
+            server_config: Arc::new(config.server.clone()),
             config,
             hooks,
             store,
             next_msg_id: 1,
             conns: Slab::new(),
             sessions: Slab::new(),
-            by_client: HashMap::new(),
+            by_client: ClientIndex::new(),
             // Topics come from the network: wide tree nodes hash their
             // levels with a seed nobody can predict (std's per-process
             // random keys), so colliding levels cannot be computed.
@@ -327,35 +420,23 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             }
         }
         for stored in sessions {
-            if self.by_client.contains_key(&stored.client_id) {
+            if self.session_of(&stored.client_id).is_some() {
                 continue;
             }
             if self.sessions.len() >= self.config.max_sessions {
                 return Err(Error::TooManySessions);
             }
             let expiry = stored.expiry.min(self.config.max_session_expiry).max(1);
-            let mut session = Session {
-                client_id: stored.client_id.clone(),
-                owner: stored.owner,
-                conn: None,
-                subs: SubList::default(),
-                queue: VecDeque::new(),
-                queue_bytes: 0,
-                flows: None,
-                expiry,
-                expires_at: now.checked_add(Duration::from_secs(u64::from(expiry))),
-                will: None,
-                armed: None,
-                inflight: BTreeMap::new(),
-            };
+            let mut session = Session::new(stored.client_id.clone(), expiry);
+            session.owner = stored.owner.map(Box::new);
+            session.expires_at = now.checked_add(Duration::from_secs(u64::from(expiry)));
             for (id, msg) in stored.messages {
                 self.next_msg_id = self.next_msg_id.max(id.saturating_add(1));
                 let bytes = msg_bytes(&msg);
-                session.queue_bytes += bytes;
                 // The expiry counts again from the restore (the time spent
                 // before the restart is not known).
                 let expires_at = expiry_deadline(now, &msg);
-                session.queue.push_back(Queued {
+                session.backlog().push(Queued {
                     msg,
                     expires_at,
                     bytes,
@@ -374,10 +455,10 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                 };
                 self.tree.subscribe(&filter, key, opts);
                 if let Some(sess) = self.sessions.get_mut(key) {
-                    sess.subs.insert(filter, opts);
+                    sess.subs.insert(&filter.to_string());
                 }
             }
-            self.by_client.insert(stored.client_id, key);
+            self.index_session(&stored.client_id, key);
             self.arm_session(key);
         }
         Ok(())
@@ -413,11 +494,28 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         for s in self.sessions.values() {
             f.subscriptions += s.subs.len();
             f.most_subscriptions = f.most_subscriptions.max(s.subs.len());
-            f.largest_queue = f.largest_queue.max(s.queue.len());
-            let bytes = s.queue.iter().map(|q| msg_bytes(&q.msg)).sum();
+            f.largest_queue = f.largest_queue.max(s.queued());
+            let bytes = s.queue().map(|q| msg_bytes(&q.msg)).sum();
             f.largest_queue_bytes = f.largest_queue_bytes.max(bytes);
         }
         f
+    }
+
+    /// The session holding `client_id`.
+    fn session_of(&self, client_id: &MqttString) -> Option<SessionKey> {
+        let sessions = &self.sessions;
+        self.by_client.get(client_id.as_str().as_bytes(), |k| {
+            sessions.get(k).map(|s| s.client_id.as_str().as_bytes())
+        })
+    }
+
+    /// Records that session `key` (in the slab) holds `client_id`.
+    fn index_session(&mut self, client_id: &MqttString, key: SessionKey) {
+        let sessions = &self.sessions;
+        self.by_client
+            .insert(client_id.as_str().as_bytes(), key, |k| {
+                sessions.get(k).map(|s| s.client_id.as_str().as_bytes())
+            });
     }
 
     fn touch(&mut self, now: Instant) -> Instant {
@@ -448,7 +546,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             return Err(Error::TooManyConnections);
         }
         let conn = Conn {
-            server: ServerConnection::new(self.config.server.clone(), now),
+            server: ServerConnection::new(Arc::clone(&self.server_config), now),
             session: None,
             will: None,
             pending: None,
@@ -736,7 +834,11 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             return;
         };
         if let (Some(pid), Some(s)) = (packet_id, self.sessions.get_mut(key)) {
-            if let Some(msg_id) = s.inflight.remove(&pid.get()) {
+            let done = s
+                .backlog
+                .as_mut()
+                .and_then(|b| b.inflight.remove(&pid.get()));
+            if let Some(msg_id) = done {
                 self.store.message_done(&s.client_id, msg_id);
             }
         }
@@ -775,7 +877,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             self.next_assigned += 1;
             let s = format!("auto-{:012x}", self.next_assigned);
             if let Ok(id) = MqttString::try_from(s) {
-                if !self.by_client.contains_key(&id) {
+                if self.session_of(&id).is_none() {
                     return id; // MQTT-3.1.3-6 / MQTT-3.2.2-16: unique
                 }
             }
@@ -815,14 +917,14 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             }
         }
 
-        let mut existing = self.by_client.get(&client_id).copied();
+        let mut existing = self.session_of(&client_id);
         let username = connect.username.as_ref().map(owned);
         // A session owned by another user: the hook decides whether the
         // newcomer may take the client id over (default: no, 0x87), before
         // anything happens to the owner's connection.
         let owner = existing
             .and_then(|key| self.sessions.get(key))
-            .map(|s| s.owner.clone());
+            .map(|s| s.owner().cloned());
         let foreign = owner.as_ref().is_some_and(|o| *o != username);
         if foreign {
             let info = ClientInfo {
@@ -852,7 +954,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                 }
             }
             // The session may have ended with the old connection.
-            existing = self.by_client.get(&client_id).copied();
+            existing = self.session_of(&client_id);
         }
         if let Some(key) = existing {
             // A reconnection before the Will Delay: the Will is not sent
@@ -876,24 +978,11 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                 if self.sessions.len() >= self.config.max_sessions {
                     return self.refuse(now, id, ConnectReasonCode::QuotaExceeded);
                 }
-                let s = Session {
-                    client_id: client_id.clone(),
-                    owner: None,
-                    conn: None,
-                    subs: SubList::default(),
-                    queue: VecDeque::new(),
-                    queue_bytes: 0,
-                    flows: None,
-                    expiry,
-                    expires_at: None,
-                    will: None,
-                    armed: None,
-                    inflight: BTreeMap::new(),
-                };
+                let s = Session::new(client_id.clone(), expiry);
                 let Some(key) = self.sessions.insert(s) else {
                     return;
                 };
-                self.by_client.insert(client_id.clone(), key);
+                self.index_session(&client_id, key);
                 (key, false)
             }
         };
@@ -906,7 +995,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                 // No longer persistent: the store forgets it.
                 self.store.session_ended(&client_id);
             }
-            s.owner = username;
+            s.owner = username.map(Box::new);
             s.expiry = expiry;
             s.expires_at = None;
             s.flows.take().map(|b| *b)
@@ -942,7 +1031,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         c.session = Some(key);
         // MQTT-3.1.2-7: the Will is kept with the session's connection.
         c.will = connect.will.clone().map(Box::new);
-        let username = self.sessions.get(key).and_then(|s| s.owner.clone());
+        let username = self.sessions.get(key).and_then(|s| s.owner().cloned());
         self.events.push_back(Event::Connected {
             id,
             client_id,
@@ -982,7 +1071,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                             let e = e.min(self.config.max_session_expiry);
                             if e != s.expiry {
                                 if e > 0 {
-                                    self.store.session_saved(&s.client_id, s.owner.as_ref(), e);
+                                    self.store.session_saved(&s.client_id, s.owner(), e);
                                 } else {
                                     self.store.session_ended(&s.client_id);
                                 }
@@ -1056,17 +1145,15 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         let Some(s) = self.sessions.remove(key) else {
             return;
         };
-        if self.by_client.get(&s.client_id) == Some(&key) {
-            self.by_client.remove(&s.client_id);
-        }
-        for f in s.subs.keys() {
-            self.tree.unsubscribe(f, &key);
+        self.by_client.remove(s.client_id.as_str().as_bytes(), key);
+        for f in s.subs.filters() {
+            self.tree.unsubscribe(&f, &key);
         }
         if s.persistent() {
             self.store.session_ended(&s.client_id);
         }
         let rerouted = self.reroute_shared(now, &s);
-        self.stats.messages_dropped += (s.queue.len() - rerouted) as u64;
+        self.stats.messages_dropped += (s.queued() - rerouted) as u64;
         if publish_will {
             if let Some(pending) = s.will {
                 let (w, _) = *pending;
@@ -1083,9 +1170,9 @@ impl<H: Hooks, S: Store> Broker<H, S> {
     /// shared subscriptions matches its topic. Returns how many queued
     /// copies were rerouted.
     fn reroute_shared(&mut self, now: Instant, s: &Session) -> usize {
-        let shares: Vec<&mqtt_topic::SharedFilter> = s
+        let shares: Vec<mqtt_topic::SharedFilter> = s
             .subs
-            .keys()
+            .filters()
             .filter_map(|f| match f {
                 SubscriptionFilter::Shared(sf) => Some(sf),
                 SubscriptionFilter::Plain(_) => None,
@@ -1101,7 +1188,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             }
             _ => None,
         });
-        let queued = s.queue.iter().map(|q| (q.msg.clone(), q.expires_at));
+        let queued = s.queue().map(|q| (q.msg.clone(), q.expires_at));
         let mut rerouted_queued = 0;
         for (from_queue, (mut msg, expires_at)) in queued
             .map(|m| (true, m))
@@ -1193,7 +1280,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
     ) -> Option<(MqttString, Option<MqttString>, ProtocolVersion)> {
         let c = self.conns.get(id.0)?;
         let s = self.sessions.get(c.session?)?;
-        Some((s.client_id.clone(), s.owner.clone(), c.server.version()))
+        Some((s.client_id.clone(), s.owner().cloned(), c.server.version()))
     }
 
     fn on_publish(&mut self, now: Instant, id: ConnectionId, p: Publish) {
@@ -1428,9 +1515,8 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         let qos0 = msg.qos() == QoS::AtMostOnce;
         let direct = conn.and_then(|cid| {
             let c = self.conns.get(cid.0)?;
-            let ok = s.queue.is_empty()
-                && c.server.is_connected()
-                && (qos0 || c.server.send_quota() > 0);
+            let ok =
+                s.queued() == 0 && c.server.is_connected() && (qos0 || c.server.send_quota() > 0);
             ok.then_some(cid)
         });
         if conn.is_none() && qos0 && !self.config.queue_qos0_offline {
@@ -1438,8 +1524,8 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         }
         let bytes = msg_bytes(&msg);
         if direct.is_none()
-            && (s.queue.len() >= self.config.max_queued_messages
-                || s.queue_bytes + bytes > self.config.max_queued_bytes)
+            && (s.queued() >= self.config.max_queued_messages
+                || s.queued_bytes() + bytes > self.config.max_queued_bytes)
         {
             // Bounded queue: the new copy is dropped and counted.
             self.stats.messages_dropped += 1;
@@ -1459,7 +1545,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                     Ok(pid) => {
                         self.stats.messages_out += 1;
                         if let (Some(pid), true) = (pid, msg_id != 0) {
-                            s.inflight.insert(pid.get(), msg_id);
+                            s.backlog().inflight.insert(pid.get(), msg_id);
                         }
                     }
                     // Too large for this client: skipped (MQTT-3.1.2-25);
@@ -1475,8 +1561,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             self.mark_ready(cid);
             return;
         }
-        s.queue_bytes += bytes;
-        s.queue.push_back(Queued {
+        s.backlog().push(Queued {
             msg,
             expires_at,
             bytes,
@@ -1501,12 +1586,12 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         if !c.server.is_connected() {
             return;
         }
-        while let Some(front) = s.queue.front() {
+        while let Some(b) = &mut s.backlog {
+            let Some(front) = b.queue.front() else { break };
             if front.msg.qos() != QoS::AtMostOnce && c.server.send_quota() == 0 {
                 break;
             }
-            let Some(q) = s.queue.pop_front() else { break };
-            s.queue_bytes -= q.bytes;
+            let Some(q) = b.pop() else { break };
             let mut msg = q.msg;
             if let Some(t) = q.expires_at {
                 // MQTT-3.3.2-5: expired while waiting: not delivered.
@@ -1524,7 +1609,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                 Ok(Some(pid)) => {
                     self.stats.messages_out += 1;
                     if q.msg_id != 0 {
-                        s.inflight.insert(pid.get(), q.msg_id);
+                        s.backlog().inflight.insert(pid.get(), q.msg_id);
                     }
                 }
                 Ok(None) => {
@@ -1541,6 +1626,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                 }
             }
         }
+        s.release_empty_backlog();
         if !c.in_ready {
             c.in_ready = true;
             self.ready.push_back(cid);
@@ -1582,7 +1668,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             let Some(session) = self.sessions.get_mut(key) else {
                 return;
             };
-            let exists = session.subs.contains_key(&filter);
+            let exists = session.subs.contains(s.filter.as_str());
             if !exists && session.subs.len() >= self.config.max_subscriptions_per_session {
                 codes.push(SubAckReasonCode::QuotaExceeded);
                 continue;
@@ -1597,7 +1683,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                 id: if v5 { sub_id } else { None },
             };
             // MQTT-3.8.4-3: the same filter replaces the subscription.
-            session.subs.insert(filter.clone(), opts);
+            session.subs.insert(s.filter.as_str());
             if session.persistent() {
                 let stored = StoredSubscription {
                     qos: opts.qos,
@@ -1679,7 +1765,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                 Ok(filter) => {
                     let removed = match self.sessions.get_mut(key) {
                         Some(s) => {
-                            let removed = s.subs.remove(&filter).is_some();
+                            let removed = s.subs.remove(f.as_str());
                             if removed && s.persistent() {
                                 self.store.unsubscribed(&s.client_id, &filter);
                             }
@@ -1760,7 +1846,7 @@ fn may_receive<H: Hooks>(
     };
     let recipient = Recipient {
         client_id: &s.client_id,
-        username: s.owner.as_ref(),
+        username: s.owner(),
         connection: s.conn,
     };
     hooks.may_receive(&recipient, topic)

@@ -108,6 +108,7 @@ pub mod arbitrary;
 mod broker;
 mod config;
 mod hooks;
+mod index;
 mod slab;
 mod store;
 #[cfg(feature = "testing")]
