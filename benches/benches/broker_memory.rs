@@ -153,6 +153,11 @@ fn per(delta: isize) -> f64 {
 /// Runs the phases for `label`; returns live bytes per session at the end
 /// of the SUBSCRIBE phase and, if `close`, after closing.
 fn measure(label: &str, persistent: bool) {
+    measure_with(label, persistent, true);
+}
+
+/// The same phases; without the SUBSCRIBE phase when `!subscribe`.
+fn measure_with(label: &str, persistent: bool, subscribe: bool) {
     let rec = record(if persistent {
         persistent_connect_packet
     } else {
@@ -171,14 +176,24 @@ fn measure(label: &str, persistent: bool) {
         assert_eq!(feed(&mut b, *id, now, &r.connect), 1, "CONNACK");
     }
     let l2 = live();
-    for (id, r) in ids.iter().zip(&rec) {
-        assert_eq!(feed(&mut b, *id, now, &r.subscribe), 1, "SUBACK");
+    if subscribe {
+        for (id, r) in ids.iter().zip(&rec) {
+            assert_eq!(feed(&mut b, *id, now, &r.subscribe), 1, "SUBACK");
+        }
     }
     let l3 = live();
     let s = b.stats();
-    assert_eq!((s.connections, s.sessions, s.subscriptions), (N, N, N));
+    let subs = if subscribe { N } else { 0 };
+    assert_eq!((s.connections, s.sessions, s.subscriptions), (N, N, subs));
 
-    println!("{label}: N = {N} sessions, one subscription each");
+    println!(
+        "{label}: N = {N} sessions, {}",
+        if subscribe {
+            "one subscription each"
+        } else {
+            "no subscription"
+        }
+    );
     println!(
         "  accept (connection slab, timer)           {:>7.1} B",
         per(l1 - l0)
@@ -242,7 +257,7 @@ fn measure(label: &str, persistent: bool) {
             "  (leftover per ended session: slab slots, table capacity)"
         }
     );
-    if !persistent {
+    if !persistent && subscribe {
         // Growth check: the same N clients again (slots and table capacity
         // are reused, so nothing more is kept), once at the same instant
         // and once after the closed connections' timers fell due (they
@@ -442,4 +457,5 @@ fn main() {
     replicas();
     measure("clean session (Clean Start 1, expiry 0)", false);
     measure("persistent session (Clean Start 0, expiry 3600 s)", true);
+    measure_with("clean session (Clean Start 1, expiry 0)", false, false);
 }

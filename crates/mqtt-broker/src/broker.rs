@@ -20,6 +20,7 @@ use crate::hooks::{AllowAll, AuthDecision, ClientInfo, Hooks, Recipient};
 use crate::index::ClientIndex;
 use crate::slab::{Key, Slab};
 use crate::store::{MemoryOnly, Store, StoredSession, StoredSubscription};
+use crate::tick::Tick;
 use crate::{BrokerConfig, Error, Stats};
 
 /// Identifies one connection: a slot and the generation of its use, so an
@@ -230,11 +231,11 @@ struct Session {
     flows: Option<Box<SessionState>>,
     /// Session Expiry Interval in force, seconds.
     expiry: u32,
-    expires_at: Option<Instant>,
+    expires_at: Option<Tick>,
     /// A Will waiting for its delay.
     will: Option<Box<(LastWill, Instant)>>,
     /// Deadline currently in the timer heap.
-    armed: Option<Instant>,
+    armed: Option<Tick>,
 }
 
 impl Session {
@@ -303,7 +304,7 @@ struct Conn {
     /// Queued in `ready`.
     in_ready: bool,
     /// Deadline currently in the timer heap.
-    armed: Option<Instant>,
+    armed: Option<Tick>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -330,7 +331,7 @@ pub struct Broker<H: Hooks = AllowAll, S: Store = MemoryOnly> {
     tree: SubscriptionTree<SessionKey, SubOpts>,
     retained: RetainedIndex<Retained>,
     retained_bytes: usize,
-    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    timers: BinaryHeap<Reverse<(Tick, Timer)>>,
     ready: VecDeque<ConnectionId>,
     events: VecDeque<Event>,
     scratch: Vec<(SessionKey, SubOpts)>,
@@ -338,6 +339,8 @@ pub struct Broker<H: Hooks = AllowAll, S: Store = MemoryOnly> {
     next_assigned: u64,
     stats: Stats,
     latest: Option<Instant>,
+    /// The first `now`: what [`Tick`]s count from.
+    epoch: Option<Instant>,
     sys_armed: bool,
 }
 
@@ -384,6 +387,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             next_assigned: 0,
             stats: Stats::default(),
             latest: None,
+            epoch: None,
             sys_armed: false,
         }
     }
@@ -429,7 +433,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             let expiry = stored.expiry.min(self.config.max_session_expiry).max(1);
             let mut session = Session::new(stored.client_id.clone(), expiry);
             session.owner = stored.owner.map(Box::new);
-            session.expires_at = now.checked_add(Duration::from_secs(u64::from(expiry)));
+            session.expires_at = self.tick(now.checked_add(Duration::from_secs(u64::from(expiry))));
             for (id, msg) in stored.messages {
                 self.next_msg_id = self.next_msg_id.max(id.saturating_add(1));
                 let bytes = msg_bytes(&msg);
@@ -524,15 +528,22 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             _ => now,
         };
         self.latest = Some(now);
+        let epoch = *self.epoch.get_or_insert(now);
         if !self.sys_armed {
             if let Some(iv) = self.config.sys_interval {
                 self.sys_armed = true;
                 if let Some(t) = now.checked_add(iv) {
-                    self.timers.push(Reverse((t, Timer::Sys)));
+                    self.timers.push(Reverse((Tick::at(epoch, t), Timer::Sys)));
                 }
             }
         }
         now
+    }
+
+    /// `t` as a deadline tick (`None` stays `None`: never). The epoch is
+    /// set by the first `touch`, which every entry point calls first.
+    fn tick(&self, t: Option<Instant>) -> Option<Tick> {
+        Some(Tick::at(self.epoch?, t?))
     }
 
     // ---- connections ----
@@ -684,8 +695,11 @@ impl<H: Hooks, S: Store> Broker<H, S> {
     /// does nothing).
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.touch(now);
+        let Some(epoch) = self.epoch else {
+            return;
+        };
         while let Some(Reverse((t, timer))) = self.timers.peek().copied() {
-            if t > now {
+            if !t.due(epoch, now) {
                 break;
             }
             self.timers.pop();
@@ -723,7 +737,10 @@ impl<H: Hooks, S: Store> Broker<H, S> {
 
     /// When to call `handle_timeout` next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((t, _))| *t)
+        let epoch = self.epoch?;
+        self.timers
+            .peek()
+            .and_then(|Reverse((t, _))| t.instant(epoch))
     }
 
     // ---- outputs ----
@@ -761,10 +778,14 @@ impl<H: Hooks, S: Store> Broker<H, S> {
     // ---- internals: connection events ----
 
     fn arm_conn(&mut self, id: ConnectionId) {
+        let Some(epoch) = self.epoch else {
+            return;
+        };
         let Some(c) = self.conns.get_mut(id.0) else {
             return;
         };
         if let Some(t) = c.server.poll_timeout() {
+            let t = Tick::at(epoch, t);
             if c.armed.is_none_or(|a| t < a) {
                 c.armed = Some(t);
                 self.timers.push(Reverse((t, Timer::Conn(id.0))));
@@ -773,10 +794,14 @@ impl<H: Hooks, S: Store> Broker<H, S> {
     }
 
     fn arm_session(&mut self, key: SessionKey) {
+        let Some(epoch) = self.epoch else {
+            return;
+        };
         let Some(s) = self.sessions.get_mut(key) else {
             return;
         };
-        let t = match (s.will.as_ref().map(|w| w.1), s.expires_at) {
+        let will = s.will.as_ref().map(|w| Tick::at(epoch, w.1));
+        let t = match (will, s.expires_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -1098,14 +1123,16 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                     s.will = Some(Box::new((*w, at)));
                 }
             }
+            let epoch = self.epoch;
             if expiry == 0 {
                 self.end_session(now, key, true);
             } else if let Some(s) = self.sessions.get_mut(key) {
-                s.expires_at = if expiry == u32::MAX {
+                let at = if expiry == u32::MAX {
                     None
                 } else {
                     now.checked_add(Duration::from_secs(u64::from(expiry)))
                 };
+                s.expires_at = epoch.zip(at).map(|(e, t)| Tick::at(e, t));
                 self.arm_session(key);
             }
         }
@@ -1126,10 +1153,11 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                 self.publish_will(now, w);
             }
         }
+        let epoch = self.epoch.unwrap_or(now);
         let expired = self
             .sessions
             .get(key)
-            .is_some_and(|s| s.conn.is_none() && s.expires_at.is_some_and(|t| t <= now));
+            .is_some_and(|s| s.conn.is_none() && s.expires_at.is_some_and(|t| t.due(epoch, now)));
         if expired {
             // MQTT-4.1.0-2: the session ends; a Will still waiting goes out
             // now (MQTT-3.1.2-8).

@@ -113,6 +113,7 @@ mod slab;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tick;
 
 use core::fmt;
 

@@ -335,13 +335,13 @@ pub(crate) struct Core {
     /// Whether the peer accepts RETAIN (a 5.0 server's Retain Available).
     pub(crate) peer_retain: bool,
     /// Entries of `flows.out` sent on this connection.
-    sent_in_flight: usize,
+    sent_in_flight: u32,
     /// The peer's Topic Alias Maximum (aliases we may use).
     out_alias_max: u16,
     /// Whether we assign outbound aliases at all.
     out_alias_enabled: bool,
     /// Inbound QoS 1 not yet acknowledged (manual mode).
-    pending_qos1: usize,
+    pending_qos1: u32,
     /// Tables many connections never use, boxed on first use (an idle
     /// connection carries one pointer for them).
     extras: Option<Box<Extras>>,
@@ -566,21 +566,21 @@ impl Core {
 
     /// Number of QoS 1/2 messages in flight on this connection.
     pub(crate) fn in_flight(&self) -> usize {
-        self.sent_in_flight
+        self.sent_in_flight as usize
     }
 
     /// QoS 1/2 PUBLISH packets that may be sent now (MQTT-4.9.0-2).
     pub(crate) fn send_quota(&self) -> usize {
-        if self.sent_in_flight != self.flows.out.len() {
+        if self.sent_in_flight as usize != self.flows.out.len() {
             return 0;
         }
-        usize::from(self.peer_receive_maximum).saturating_sub(self.sent_in_flight)
+        usize::from(self.peer_receive_maximum).saturating_sub(self.sent_in_flight as usize)
     }
 
     /// Whether a new QoS 1/2 PUBLISH may be sent now (MQTT-4.9.0-2).
     pub(crate) fn window_open(&self) -> bool {
-        self.sent_in_flight < usize::from(self.peer_receive_maximum)
-            && self.sent_in_flight == self.flows.out.len()
+        (self.sent_in_flight as usize) < usize::from(self.peer_receive_maximum)
+            && self.sent_in_flight as usize == self.flows.out.len()
     }
 
     /// Sends a QoS 0 message now.
@@ -650,11 +650,11 @@ impl Core {
     /// sent on this connection while the send quota allows
     /// (MQTT-4.4.0-1, MQTT-4.6.0-1).
     pub(crate) fn resend_pending(&mut self) {
-        if self.sent_in_flight == self.flows.out.len() {
+        if self.sent_in_flight as usize == self.flows.out.len() {
             return;
         }
         for id in self.flows.resend_order() {
-            if self.sent_in_flight >= usize::from(self.peer_receive_maximum) {
+            if self.sent_in_flight as usize >= usize::from(self.peer_receive_maximum) {
                 break;
             }
             let Some(entry) = self.flows.out.get(&id) else {
@@ -787,7 +787,7 @@ impl Core {
 
     /// Number of inbound QoS 1/2 messages not fully acknowledged.
     fn inbound_unacked(&self) -> usize {
-        self.pending_qos1 + self.flows.in_qos2.len()
+        self.pending_qos1 as usize + self.flows.in_qos2.len()
     }
 
     /// Handles a received PUBLISH: resolves its topic alias, applies the

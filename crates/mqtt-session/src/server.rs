@@ -226,7 +226,10 @@ pub struct ServerConnection {
     /// When the last packet arrived once connected; before that, when the
     /// transport was accepted (the CONNECT deadline counts from it).
     last_received: Instant,
-    latest: Instant,
+    /// The latest `now` given, as milliseconds after `last_received`
+    /// (rounded up; saturates after 49 days without a packet): 4 bytes
+    /// instead of another 16-byte `Instant`.
+    latest_ms: u32,
     reauthenticating: bool,
     /// The session tables were moved out by `take_session`.
     session_taken: bool,
@@ -279,7 +282,7 @@ impl ServerConnection {
             peer: Peer::default(),
             keep_alive: 0,
             last_received: now,
-            latest: now,
+            latest_ms: 0,
             reauthenticating: false,
             session_taken: false,
             accepted: false,
@@ -343,11 +346,29 @@ impl ServerConnection {
         Some(SessionState { flows })
     }
 
+    /// `now`, or the latest time given if `now` is earlier (time only
+    /// moves forward; see the crate docs).
     fn touch(&mut self, now: Instant) -> Instant {
-        if now > self.latest {
-            self.latest = now;
+        let latest = self
+            .last_received
+            .checked_add(Duration::from_millis(u64::from(self.latest_ms)))
+            .unwrap_or(self.last_received);
+        if now <= latest {
+            return latest;
         }
-        self.latest
+        let d = now.saturating_duration_since(self.last_received);
+        let ms = d
+            .as_millis()
+            .saturating_add(u128::from(d.subsec_nanos() % 1_000_000 != 0));
+        self.latest_ms = u32::try_from(ms).unwrap_or(u32::MAX);
+        now
+    }
+
+    /// A packet arrived (or the connection was accepted) at `now`, the
+    /// latest time given.
+    fn received_at(&mut self, now: Instant) {
+        self.last_received = now;
+        self.latest_ms = 0;
     }
 
     // ---- commands ----
@@ -423,7 +444,7 @@ impl ServerConnection {
         } else {
             self.peer.keep_alive
         };
-        self.last_received = now;
+        self.received_at(now);
         if let Some(s) = accept.session {
             let next_id = self.core.flows.next_id;
             self.core.flows = s.flows;
@@ -716,7 +737,7 @@ impl ServerConnection {
             match self.core.next_packet() {
                 Ok(Some(p)) => {
                     if self.state == State::Connected {
-                        self.last_received = now;
+                        self.received_at(now);
                     }
                     self.handle_packet(now, p);
                 }
