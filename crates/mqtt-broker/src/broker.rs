@@ -20,7 +20,7 @@ use crate::hooks::{AllowAll, AuthDecision, ClientInfo, Hooks, Recipient};
 use crate::index::ClientIndex;
 use crate::slab::{Key, Slab};
 use crate::store::{MemoryOnly, Store, StoredSession, StoredSubscription};
-use crate::tick::Tick;
+use crate::tick::{Tick, Timer, TimerEntry};
 use crate::{BrokerConfig, Error, Stats};
 
 /// Identifies one connection: a slot and the generation of its use, so an
@@ -96,10 +96,12 @@ pub enum Event {
 /// options live in the subscription tree. A boxed string per filter
 /// (16 bytes and the text) rather than a parsed `SubscriptionFilter` and
 /// its options (72 bytes and the text): the list is read only when the
-/// session subscribes, unsubscribes or ends. Bounded by
-/// `max_subscriptions_per_session`.
+/// session subscribes, unsubscribes or ends. A boxed slice, not a `Vec`
+/// (16 bytes inline instead of 24): it is resized on every change, which
+/// costs a copy of the list per SUBSCRIBE / UNSUBSCRIBE of a filter,
+/// bounded by `max_subscriptions_per_session`.
 #[derive(Debug, Default)]
-struct SubList(Vec<Box<str>>);
+struct SubList(Box<[Box<str>]>);
 
 impl SubList {
     fn find(&self, f: &str) -> Result<usize, usize> {
@@ -115,14 +117,13 @@ impl SubList {
         match self.find(f) {
             Ok(_) => false,
             Err(i) => {
-                // Grow one entry at a time while small: most sessions hold
-                // one or two subscriptions, and `Vec`'s first growth
-                // reserves four. Beyond four, the usual doubling (no
-                // reallocation per insert).
-                if self.0.len() < 4 {
-                    self.0.reserve_exact(1);
-                }
-                self.0.insert(i, f.into());
+                let mut v = Vec::with_capacity(self.0.len() + 1);
+                let old = std::mem::take(&mut self.0).into_vec();
+                let mut old = old.into_iter();
+                v.extend(old.by_ref().take(i));
+                v.push(f.into());
+                v.extend(old);
+                self.0 = v.into_boxed_slice();
                 true
             }
         }
@@ -133,10 +134,9 @@ impl SubList {
         let Ok(i) = self.find(f) else {
             return false;
         };
-        self.0.remove(i);
-        if self.0.is_empty() {
-            self.0 = Vec::new();
-        }
+        let mut v = std::mem::take(&mut self.0).into_vec();
+        v.remove(i);
+        self.0 = v.into_boxed_slice();
         true
     }
 
@@ -153,8 +153,10 @@ impl SubList {
     }
 }
 
-/// An owned copy of a string received in a packet (which is a slice of the
-/// whole packet's buffer).
+/// An owned copy of a string: of one received in a packet (a slice of the
+/// whole packet's buffer, which a handle would keep alive), or of a
+/// session's (whose first handle clone would allocate a shared header
+/// that the session then keeps for its whole life).
 fn owned(s: &MqttString) -> MqttString {
     MqttString::try_from(s.as_str().to_owned()).unwrap_or_else(|_| s.clone())
 }
@@ -218,6 +220,17 @@ impl Backlog {
     }
 }
 
+/// What only a session without a connection holds: one box for both (a
+/// connected session holds one pointer).
+#[derive(Debug, Default)]
+struct Offline {
+    /// QoS tables while no connection holds them.
+    flows: Option<SessionState>,
+    /// A Will waiting for its delay, and when it is due (boxed: 240
+    /// bytes, rarely present).
+    will: Option<Box<(LastWill, Instant)>>,
+}
+
 #[derive(Debug)]
 struct Session {
     client_id: MqttString,
@@ -227,13 +240,11 @@ struct Session {
     conn: Option<ConnectionId>,
     subs: SubList,
     backlog: Option<Box<Backlog>>,
-    /// QoS tables while no connection holds them.
-    flows: Option<Box<SessionState>>,
+    /// What only a disconnected session holds; `None` when empty.
+    offline: Option<Box<Offline>>,
     /// Session Expiry Interval in force, seconds.
     expiry: u32,
     expires_at: Option<Tick>,
-    /// A Will waiting for its delay.
-    will: Option<Box<(LastWill, Instant)>>,
     /// Deadline currently in the timer heap.
     armed: Option<Tick>,
 }
@@ -247,10 +258,9 @@ impl Session {
             conn: None,
             subs: SubList::default(),
             backlog: None,
-            flows: None,
+            offline: None,
             expiry,
             expires_at: None,
-            will: None,
             armed: None,
         }
     }
@@ -284,6 +294,52 @@ impl Session {
         self.owner.as_deref()
     }
 
+    /// When the Will waiting for its delay is due.
+    fn will_at(&self) -> Option<Instant> {
+        self.offline.as_ref()?.will.as_ref().map(|w| w.1)
+    }
+
+    /// The Will waiting for its delay, taken out.
+    fn take_will(&mut self) -> Option<LastWill> {
+        let w = self.offline.as_mut()?.will.take();
+        self.release_empty_offline();
+        w.map(|w| w.0)
+    }
+
+    fn set_will(&mut self, will: LastWill, at: Instant) {
+        self.offline.get_or_insert_with(Box::default).will = Some(Box::new((will, at)));
+    }
+
+    /// The QoS tables kept while disconnected.
+    fn flows(&self) -> Option<&SessionState> {
+        self.offline.as_ref()?.flows.as_ref()
+    }
+
+    fn take_flows(&mut self) -> Option<SessionState> {
+        let f = self.offline.as_mut()?.flows.take();
+        self.release_empty_offline();
+        f
+    }
+
+    fn set_flows(&mut self, flows: Option<SessionState>) {
+        match flows {
+            Some(f) => self.offline.get_or_insert_with(Box::default).flows = Some(f),
+            None => {
+                let _ = self.take_flows();
+            }
+        }
+    }
+
+    fn release_empty_offline(&mut self) {
+        if self
+            .offline
+            .as_ref()
+            .is_some_and(|o| o.flows.is_none() && o.will.is_none())
+        {
+            self.offline = None;
+        }
+    }
+
     /// Gives the backlog back when it holds nothing.
     fn release_empty_backlog(&mut self) {
         if self.backlog.as_ref().is_some_and(|b| b.is_empty()) {
@@ -298,20 +354,49 @@ struct Conn {
     /// The session, once connected: its client id and owner (the user
     /// name) are this connection's.
     session: Option<SessionKey>,
-    will: Option<Box<LastWill>>,
-    /// CONNECT awaiting the wrapper's decision.
-    pending: Option<Box<Connect>>,
+    /// The CONNECT awaiting the wrapper's decision, then the Will.
+    held: Option<Box<Held>>,
     /// Queued in `ready`.
     in_ready: bool,
     /// Deadline currently in the timer heap.
     armed: Option<Tick>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Timer {
-    Conn(Key),
-    Session(Key),
-    Sys,
+/// What a connection holds beside its session, boxed (one pointer in
+/// every connection): the two never coexist.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // always boxed: one allocation either way
+enum Held {
+    /// The CONNECT awaiting the wrapper's authentication decision.
+    Connect(Box<Connect>),
+    /// The Will, once connected (MQTT-3.1.2-7).
+    Will(LastWill),
+}
+
+impl Conn {
+    fn pending(&self) -> bool {
+        matches!(self.held.as_deref(), Some(Held::Connect(_)))
+    }
+
+    fn take_pending(&mut self) -> Option<Box<Connect>> {
+        match self.held.take().map(|b| *b) {
+            Some(Held::Connect(c)) => Some(c),
+            other => {
+                self.held = other.map(Box::new);
+                None
+            }
+        }
+    }
+
+    fn take_will(&mut self) -> Option<LastWill> {
+        match self.held.take().map(|b| *b) {
+            Some(Held::Will(w)) => Some(w),
+            other => {
+                self.held = other.map(Box::new);
+                None
+            }
+        }
+    }
 }
 
 /// A sans-IO MQTT broker: owns every server connection and session, routes
@@ -331,7 +416,7 @@ pub struct Broker<H: Hooks = AllowAll, S: Store = MemoryOnly> {
     tree: SubscriptionTree<SessionKey, SubOpts>,
     retained: RetainedIndex<Retained>,
     retained_bytes: usize,
-    timers: BinaryHeap<Reverse<(Tick, Timer)>>,
+    timers: BinaryHeap<Reverse<TimerEntry>>,
     ready: VecDeque<ConnectionId>,
     events: VecDeque<Event>,
     scratch: Vec<(SessionKey, SubOpts)>,
@@ -431,7 +516,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                 return Err(Error::TooManySessions);
             }
             let expiry = stored.expiry.min(self.config.max_session_expiry).max(1);
-            let mut session = Session::new(stored.client_id.clone(), expiry);
+            let mut session = Session::new(stored.client_id, expiry);
             session.owner = stored.owner.map(Box::new);
             session.expires_at = self.tick(now.checked_add(Duration::from_secs(u64::from(expiry))));
             for (id, msg) in stored.messages {
@@ -462,7 +547,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                     sess.subs.insert(&filter.to_string());
                 }
             }
-            self.index_session(&stored.client_id, key);
+            self.index_session(key);
             self.arm_session(key);
         }
         Ok(())
@@ -513,13 +598,13 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         })
     }
 
-    /// Records that session `key` (in the slab) holds `client_id`.
-    fn index_session(&mut self, client_id: &MqttString, key: SessionKey) {
+    /// Records that session `key` (in the slab) holds its client id.
+    fn index_session(&mut self, key: SessionKey) {
         let sessions = &self.sessions;
-        self.by_client
-            .insert(client_id.as_str().as_bytes(), key, |k| {
-                sessions.get(k).map(|s| s.client_id.as_str().as_bytes())
-            });
+        let id_of = |k| sessions.get(k).map(|s| s.client_id.as_str().as_bytes());
+        if let Some(id) = id_of(key) {
+            self.by_client.insert(id, key, id_of);
+        }
     }
 
     fn touch(&mut self, now: Instant) -> Instant {
@@ -533,7 +618,8 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             if let Some(iv) = self.config.sys_interval {
                 self.sys_armed = true;
                 if let Some(t) = now.checked_add(iv) {
-                    self.timers.push(Reverse((Tick::at(epoch, t), Timer::Sys)));
+                    self.timers
+                        .push(Reverse(TimerEntry::new(Tick::at(epoch, t), Timer::Sys)));
                 }
             }
         }
@@ -559,8 +645,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         let conn = Conn {
             server: ServerConnection::new(Arc::clone(&self.server_config), now),
             session: None,
-            will: None,
-            pending: None,
+            held: None,
             in_ready: false,
             armed: None,
         };
@@ -629,14 +714,14 @@ impl<H: Hooks, S: Store> Broker<H, S> {
     ) -> Result<(), Error> {
         let now = self.touch(now);
         let c = self.conns.get_mut(id.0).ok_or(Error::UnknownConnection)?;
-        if c.pending.is_none() {
+        if !c.pending() {
             return Err(Error::NoPendingAuthentication);
         }
         if decision == AuthDecision::Defer {
             // Still undecided: keep waiting (under the connect deadline).
             return Ok(());
         }
-        if let Some(connect) = c.pending.take() {
+        if let Some(connect) = c.take_pending() {
             self.decide(now, id, connect, decision);
         }
         self.drive(now, id);
@@ -698,7 +783,8 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         let Some(epoch) = self.epoch else {
             return;
         };
-        while let Some(Reverse((t, timer))) = self.timers.peek().copied() {
+        while let Some(Reverse(entry)) = self.timers.peek().copied() {
+            let (t, timer) = (entry.at(), entry.timer());
             if !t.due(epoch, now) {
                 break;
             }
@@ -740,7 +826,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         let epoch = self.epoch?;
         self.timers
             .peek()
-            .and_then(|Reverse((t, _))| t.instant(epoch))
+            .and_then(|Reverse(e)| e.at().instant(epoch))
     }
 
     // ---- outputs ----
@@ -788,7 +874,8 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             let t = Tick::at(epoch, t);
             if c.armed.is_none_or(|a| t < a) {
                 c.armed = Some(t);
-                self.timers.push(Reverse((t, Timer::Conn(id.0))));
+                self.timers
+                    .push(Reverse(TimerEntry::new(t, Timer::Conn(id.0))));
             }
         }
     }
@@ -800,7 +887,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         let Some(s) = self.sessions.get_mut(key) else {
             return;
         };
-        let will = s.will.as_ref().map(|w| Tick::at(epoch, w.1));
+        let will = s.will_at().map(|t| Tick::at(epoch, t));
         let t = match (will, s.expires_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -808,7 +895,8 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         if let Some(t) = t {
             if s.armed.is_none_or(|a| t < a) {
                 s.armed = Some(t);
-                self.timers.push(Reverse((t, Timer::Session(key))));
+                self.timers
+                    .push(Reverse(TimerEntry::new(t, Timer::Session(key))));
             }
         }
     }
@@ -890,7 +978,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             }
             AuthDecision::Defer => {
                 if let Some(c) = self.conns.get_mut(id.0) {
-                    c.pending = Some(connect.clone());
+                    c.held = Some(Box::new(Held::Connect(connect.clone())));
                 }
                 self.events.push_back(Event::Authenticate { id, connect });
             }
@@ -913,7 +1001,10 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         let v5 = connect.protocol.is_v5();
         let (client_id, assigned) = if connect.client_id.is_empty() {
             let a = self.assign_client_id();
-            (a.clone(), Some(a))
+            // Two copies, not two handles on one: a clone of a string
+            // built from a `String` allocates a shared header that the
+            // session would keep for its whole life.
+            (owned(&a), Some(a))
         } else {
             // A copy: the received id is a slice of the whole CONNECT.
             (owned(&connect.client_id), None)
@@ -949,7 +1040,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         // anything happens to the owner's connection.
         let owner = existing
             .and_then(|key| self.sessions.get(key))
-            .map(|s| s.owner().cloned());
+            .map(|s| s.owner().map(owned));
         let foreign = owner.as_ref().is_some_and(|o| *o != username);
         if foreign {
             let info = ClientInfo {
@@ -985,7 +1076,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             // A reconnection before the Will Delay: the Will is not sent
             // (MQTT-3.1.3-9).
             if let Some(s) = self.sessions.get_mut(key) {
-                s.will = None;
+                let _ = s.take_will();
             }
             if connect.clean_start || foreign {
                 // MQTT-3.1.2-4: Clean Start discards the session. So does
@@ -1003,11 +1094,13 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                 if self.sessions.len() >= self.config.max_sessions {
                     return self.refuse(now, id, ConnectReasonCode::QuotaExceeded);
                 }
-                let s = Session::new(client_id.clone(), expiry);
+                // The session's own copy (see `owned`); `client_id` goes
+                // to the `Connected` event.
+                let s = Session::new(owned(&client_id), expiry);
                 let Some(key) = self.sessions.insert(s) else {
                     return;
                 };
-                self.index_session(&client_id, key);
+                self.index_session(key);
                 (key, false)
             }
         };
@@ -1023,7 +1116,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             s.owner = username.map(Box::new);
             s.expiry = expiry;
             s.expires_at = None;
-            s.flows.take().map(|b| *b)
+            s.take_flows()
         });
         let mut accept = if session_present {
             Accept::resume(flows.unwrap_or_default())
@@ -1055,8 +1148,8 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         }
         c.session = Some(key);
         // MQTT-3.1.2-7: the Will is kept with the session's connection.
-        c.will = connect.will.clone().map(Box::new);
-        let username = self.sessions.get(key).and_then(|s| s.owner().cloned());
+        c.held = connect.will.clone().map(|w| Box::new(Held::Will(w)));
+        let username = self.sessions.get(key).and_then(|s| s.owner().map(owned));
         self.events.push_back(Event::Connected {
             id,
             client_id,
@@ -1076,12 +1169,12 @@ impl<H: Hooks, S: Store> Broker<H, S> {
 
     fn on_closed(&mut self, now: Instant, id: ConnectionId, reason: CloseReason) {
         let (key, will) = match self.conns.get_mut(id.0) {
-            Some(c) => (c.session.take(), c.will.take()),
+            Some(c) => (c.session.take(), c.take_will()),
             None => return,
         };
         let client_id = key
             .and_then(|k| self.sessions.get(k))
-            .map(|s| s.client_id.clone());
+            .map(|s| owned(&s.client_id));
         let flows = self
             .conns
             .get_mut(id.0)
@@ -1090,7 +1183,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             if let Some(s) = self.sessions.get_mut(key) {
                 if s.conn == Some(id) {
                     s.conn = None;
-                    s.flows = flows.map(Box::new);
+                    s.set_flows(flows);
                     if let CloseReason::PeerDisconnected(d) = &reason {
                         if let Some(e) = d.properties.session_expiry_interval {
                             let e = e.min(self.config.max_session_expiry);
@@ -1113,14 +1206,14 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             if let Some(w) = will {
                 let delay = w.properties.will_delay_interval.unwrap_or(0);
                 if delay == 0 || expiry == 0 {
-                    self.publish_will(now, *w);
+                    self.publish_will(now, w);
                 } else if let Some(s) = self.sessions.get_mut(key) {
                     // Published after the delay or when the session ends,
                     // whichever is first (MQTT-3.1.2-8).
                     let at = now
                         .checked_add(Duration::from_secs(u64::from(delay.min(expiry))))
                         .unwrap_or(now);
-                    s.will = Some(Box::new((*w, at)));
+                    s.set_will(w, at);
                 }
             }
             let epoch = self.epoch;
@@ -1147,9 +1240,8 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         let Some(s) = self.sessions.get_mut(key) else {
             return;
         };
-        if s.will.as_ref().is_some_and(|w| w.1 <= now) {
-            if let Some(pending) = s.will.take() {
-                let (w, _) = *pending;
+        if s.will_at().is_some_and(|t| t <= now) {
+            if let Some(w) = s.take_will() {
                 self.publish_will(now, w);
             }
         }
@@ -1170,7 +1262,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
     /// Ends a session: its subscriptions leave the tree, its queue is
     /// dropped, a pending Will is published if `publish_will`.
     fn end_session(&mut self, now: Instant, key: SessionKey, publish_will: bool) {
-        let Some(s) = self.sessions.remove(key) else {
+        let Some(mut s) = self.sessions.remove(key) else {
             return;
         };
         self.by_client.remove(s.client_id.as_str().as_bytes(), key);
@@ -1183,8 +1275,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         let rerouted = self.reroute_shared(now, &s);
         self.stats.messages_dropped += (s.queued() - rerouted) as u64;
         if publish_will {
-            if let Some(pending) = s.will {
-                let (w, _) = *pending;
+            if let Some(w) = s.take_will() {
                 self.publish_will(now, w);
             }
         }
@@ -1209,7 +1300,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         if shares.is_empty() {
             return 0;
         }
-        let in_flight = s.flows.as_ref().map(|f| f.outbound()).unwrap_or_default();
+        let in_flight = s.flows().map(|f| f.outbound()).unwrap_or_default();
         let in_flight_qos1 = in_flight.into_iter().filter_map(|m| match m {
             mqtt_session::OutboundMessage::Publish(p) if p.qos() == QoS::AtLeastOnce => {
                 Some((p, None))
@@ -1308,28 +1399,37 @@ impl<H: Hooks, S: Store> Broker<H, S> {
     ) -> Option<(MqttString, Option<MqttString>, ProtocolVersion)> {
         let c = self.conns.get(id.0)?;
         let s = self.sessions.get(c.session?)?;
-        Some((s.client_id.clone(), s.owner().cloned(), c.server.version()))
+        Some((
+            owned(&s.client_id),
+            s.owner().map(owned),
+            c.server.version(),
+        ))
     }
 
     fn on_publish(&mut self, now: Instant, id: ConnectionId, p: Publish) {
         self.stats.messages_in += 1;
-        let Some((client_id, username, version)) = self.client_info(id) else {
+        let Some(c) = self.conns.get(id.0) else {
+            return;
+        };
+        let version = c.server.version();
+        let Some((from, s)) = c.session.and_then(|k| Some((k, self.sessions.get(k)?))) else {
             return;
         };
         let Some(topic) = p.topic.clone() else {
             return;
         };
+        // The session's strings are borrowed, not cloned: no reference
+        // count per message.
         let info = ClientInfo {
             connection: id,
-            client_id: &client_id,
-            username: username.as_ref(),
+            client_id: &s.client_id,
+            username: s.owner(),
             version,
         };
         let allowed = self.hooks.may_publish(&info, &topic);
         let packet_id = p.packet_id();
-        let from = self.conns.get(id.0).and_then(|c| c.session);
         let reason = if allowed {
-            let n = self.route(now, from.map(|k| (k, client_id)), p);
+            let n = self.route(now, Some(from), p);
             if n == 0 {
                 PubAckReasonCode::NoMatchingSubscribers
             } else {
@@ -1354,12 +1454,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
 
     /// Routes `msg` to every matching session; returns how many sessions
     /// it was for. `from`: the publishing session and client id (No Local).
-    fn route(
-        &mut self,
-        now: Instant,
-        from: Option<(SessionKey, MqttString)>,
-        mut msg: Publish,
-    ) -> usize {
+    fn route(&mut self, now: Instant, from: Option<SessionKey>, mut msg: Publish) -> usize {
         let Some(topic) = msg.topic.clone() else {
             return 0;
         };
@@ -1430,7 +1525,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                     break;
                 }
                 i += 1;
-                if o.no_local && from.as_ref().is_some_and(|(f, _)| *f == key) {
+                if o.no_local && from == Some(key) {
                     continue; // MQTT-3.8.3-3
                 }
                 qos = Some(qos.map_or(o.qos, |q: QoS| q.max(o.qos)));

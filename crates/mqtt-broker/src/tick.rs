@@ -10,6 +10,8 @@
 use std::num::NonZeroU64;
 use std::time::{Duration, Instant};
 
+use crate::slab::Key;
+
 /// A deadline: milliseconds after the epoch, rounded up, plus one (so
 /// that `Option<Tick>` needs no extra space).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -23,9 +25,14 @@ impl Tick {
         let ms = d
             .as_millis()
             .saturating_add(u128::from(d.subsec_nanos() % 1_000_000 != 0));
-        let ms = u64::try_from(ms).unwrap_or(u64::MAX).saturating_add(1);
+        // At most 2^62 - 1 (146 million years): two bits stay free for
+        // `TimerEntry`.
+        let ms = u64::try_from(ms).unwrap_or(u64::MAX).min(Self::MAX - 1) + 1;
         Tick(NonZeroU64::new(ms).unwrap_or(NonZeroU64::MIN))
     }
+
+    /// Largest tick value.
+    const MAX: u64 = (1 << 62) - 1;
 
     /// The instant of this tick (`None`: beyond what `Instant` can hold,
     /// that is never).
@@ -36,6 +43,54 @@ impl Tick {
     /// Whether this deadline has come at `now`.
     pub(crate) fn due(self, epoch: Instant, now: Instant) -> bool {
         self.instant(epoch).is_some_and(|t| t <= now)
+    }
+}
+
+/// What a timer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Timer {
+    Conn(Key),
+    Session(Key),
+    Sys,
+}
+
+/// A timer heap entry in 16 bytes: the tick and the timer's kind in one
+/// `u64` (kind in the low two bits), then the key. Ordered by tick first.
+/// (`(Tick, Timer)` took 24.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct TimerEntry {
+    at_kind: u64,
+    key: Key,
+}
+
+impl TimerEntry {
+    pub(crate) fn new(at: Tick, timer: Timer) -> Self {
+        let none = Key {
+            index: 0,
+            generation: 0,
+        };
+        let (kind, key) = match timer {
+            Timer::Conn(k) => (0, k),
+            Timer::Session(k) => (1, k),
+            Timer::Sys => (2, none),
+        };
+        TimerEntry {
+            at_kind: at.0.get() << 2 | kind,
+            key,
+        }
+    }
+
+    pub(crate) fn at(self) -> Tick {
+        // A tick is at most 2^62 - 1 and not 0, so this round trip holds.
+        Tick(NonZeroU64::new(self.at_kind >> 2).unwrap_or(NonZeroU64::MIN))
+    }
+
+    pub(crate) fn timer(self) -> Timer {
+        match self.at_kind & 3 {
+            0 => Timer::Conn(self.key),
+            1 => Timer::Session(self.key),
+            _ => Timer::Sys,
+        }
     }
 }
 
@@ -61,5 +116,25 @@ mod tests {
         );
         assert_eq!(Tick::at(e + Duration::from_secs(1), e), Tick::at(e, e));
         assert_eq!(std::mem::size_of::<Option<Tick>>(), 8);
+    }
+
+    #[test]
+    fn timer_entries_round_trip_and_order_by_tick() {
+        let e = Instant::now();
+        let k = Key {
+            index: 7,
+            generation: 3,
+        };
+        let far = Tick::at(e, e + Duration::from_secs(u64::from(u32::MAX) * 1000));
+        for at in [Tick::at(e, e), Tick::at(e, e + Duration::from_secs(5)), far] {
+            for t in [Timer::Conn(k), Timer::Session(k), Timer::Sys] {
+                let x = TimerEntry::new(at, t);
+                assert_eq!((x.at(), x.timer()), (at, t));
+            }
+        }
+        let a = TimerEntry::new(Tick::at(e, e + Duration::from_millis(1)), Timer::Sys);
+        let b = TimerEntry::new(Tick::at(e, e + Duration::from_millis(2)), Timer::Conn(k));
+        assert!(a < b);
+        assert_eq!(std::mem::size_of::<TimerEntry>(), 16);
     }
 }
