@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use bytes::{Bytes, BytesMut};
 use mqtt_wire::{
-    DecodeConfig, DecodeError, Delivery, DisconnectReasonCode, Encode, EncodeError, Packet,
-    PacketId, ProtocolVersion, PubAck, PubAckReasonCode, PubComp, PubRec, PubRel, PubRelReasonCode,
-    Publish, QoS, TopicName, MAX_PACKET_SIZE,
+    DecodeConfig, DecodeError, Delivery, DisconnectReasonCode, Encode, EncodeError, MqttString,
+    Packet, PacketId, ProtocolVersion, PubAck, PubAckReasonCode, PubComp, PubRec, PubRel,
+    PubRelReasonCode, Publish, QoS, TopicName, MAX_PACKET_SIZE,
 };
 
 use crate::{AckMode, CloseReason, Error};
@@ -59,9 +59,11 @@ pub(crate) struct Flows {
 }
 
 /// Inbound QoS 2 messages awaiting PUBREL, by packet id. Boxed on first
-/// use and given back when empty: most connections never receive QoS 2,
-/// and an empty `BTreeMap` still takes 24 bytes inline (and keeps its
-/// root node after its last removal).
+/// use and given back, when empty, by the keep-alive check of a quiet
+/// connection (not on every removal: a QoS 2 flow would allocate per
+/// message): most connections never receive QoS 2, and an empty
+/// `BTreeMap` still takes 24 bytes inline (and keeps its root node after
+/// its last removal).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[allow(clippy::box_collection)] // 8 bytes inline instead of 24: the point
 pub(crate) struct InTable(Option<Box<BTreeMap<u16, InQos2>>>);
@@ -88,12 +90,14 @@ impl InTable {
     }
 
     pub(crate) fn remove(&mut self, id: &u16) -> Option<InQos2> {
-        let t = self.0.as_mut()?;
-        let r = t.remove(id);
-        if t.is_empty() {
+        self.0.as_mut()?.remove(id)
+    }
+
+    /// Gives everything back when empty.
+    pub(crate) fn release_if_empty(&mut self) {
+        if self.is_empty() {
             self.0 = None;
         }
-        r
     }
 
     pub(crate) fn keys(&self) -> impl Iterator<Item = &u16> {
@@ -368,6 +372,9 @@ struct Extras {
     /// Stored messages that no longer fit the peer's limits on resend:
     /// dropped, to report.
     dropped: Vec<Publish>,
+    /// The client's Authentication Method (server side; most clients
+    /// send none).
+    auth_method: Option<MqttString>,
 }
 
 impl Extras {
@@ -376,6 +383,7 @@ impl Extras {
             && self.in_aliases.is_empty()
             && self.pending_acks.is_empty()
             && self.dropped.is_empty()
+            && self.auth_method.is_none()
     }
 }
 
@@ -404,6 +412,25 @@ impl Core {
 
     fn extras(&mut self) -> &mut Extras {
         self.extras.get_or_insert_with(Box::default)
+    }
+
+    /// The peer's Authentication Method (server side).
+    pub(crate) fn auth_method(&self) -> Option<&MqttString> {
+        self.extras.as_ref()?.auth_method.as_ref()
+    }
+
+    pub(crate) fn set_auth_method(&mut self, method: Option<MqttString>) {
+        match method {
+            Some(m) => self.extras().auth_method = Some(m),
+            None => {
+                if let Some(x) = &mut self.extras {
+                    x.auth_method = None;
+                    if x.is_empty() {
+                        self.extras = None;
+                    }
+                }
+            }
+        }
     }
 
     fn pending_acks(&self) -> usize {
@@ -512,6 +539,7 @@ impl Core {
             self.bufs = None;
         }
         self.flows.out.release_if_empty();
+        self.flows.in_qos2.release_if_empty();
     }
 
     /// Bytes waiting to be written.

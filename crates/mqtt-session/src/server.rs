@@ -182,8 +182,6 @@ struct Peer {
     session_expiry_zero: bool,
     request_problem_information: bool,
     request_response_information: bool,
-    /// Boxed: most clients send none, and the string takes 32 bytes.
-    auth_method: Option<Box<MqttString>>,
 }
 
 /// What a busy connection holds between calls: events not yet polled and
@@ -226,10 +224,8 @@ pub struct ServerConnection {
     /// When the last packet arrived once connected; before that, when the
     /// transport was accepted (the CONNECT deadline counts from it).
     last_received: Instant,
-    /// The latest `now` given, as milliseconds after `last_received`
-    /// (rounded up; saturates after 49 days without a packet): 4 bytes
-    /// instead of another 16-byte `Instant`.
-    latest_ms: u32,
+    /// The latest `now` given.
+    latest: Instant,
     reauthenticating: bool,
     /// The session tables were moved out by `take_session`.
     session_taken: bool,
@@ -282,7 +278,7 @@ impl ServerConnection {
             peer: Peer::default(),
             keep_alive: 0,
             last_received: now,
-            latest_ms: 0,
+            latest: now,
             reauthenticating: false,
             session_taken: false,
             accepted: false,
@@ -349,26 +345,16 @@ impl ServerConnection {
     /// `now`, or the latest time given if `now` is earlier (time only
     /// moves forward; see the crate docs).
     fn touch(&mut self, now: Instant) -> Instant {
-        let latest = self
-            .last_received
-            .checked_add(Duration::from_millis(u64::from(self.latest_ms)))
-            .unwrap_or(self.last_received);
-        if now <= latest {
-            return latest;
+        if now > self.latest {
+            self.latest = now;
         }
-        let d = now.saturating_duration_since(self.last_received);
-        let ms = d
-            .as_millis()
-            .saturating_add(u128::from(d.subsec_nanos() % 1_000_000 != 0));
-        self.latest_ms = u32::try_from(ms).unwrap_or(u32::MAX);
-        now
+        self.latest
     }
 
     /// A packet arrived (or the connection was accepted) at `now`, the
     /// latest time given.
     fn received_at(&mut self, now: Instant) {
         self.last_received = now;
-        self.latest_ms = 0;
     }
 
     // ---- commands ----
@@ -426,7 +412,7 @@ impl ServerConnection {
                 p.response_information = None;
             }
             // MQTT-4.12.0-5 / MQTT-4.12.0-6
-            p.authentication_method = self.peer.auth_method.as_deref().cloned();
+            p.authentication_method = self.core.auth_method().cloned();
             if p.authentication_method.is_none() {
                 p.authentication_data = None;
             }
@@ -537,7 +523,7 @@ impl ServerConnection {
         if !in_exchange {
             return Err(Error::InvalidState("no authentication in progress"));
         }
-        let Some(method) = self.peer.auth_method.as_deref().cloned() else {
+        let Some(method) = self.core.auth_method().cloned() else {
             // MQTT-4.12.0-6: no method in CONNECT, no AUTH from the server.
             return Err(Error::NotAllowed("AUTH without an authentication method"));
         };
@@ -959,8 +945,10 @@ impl ServerConnection {
                 .properties
                 .request_response_information
                 .unwrap_or(false),
-            auth_method: c.properties.authentication_method.clone().map(Box::new),
         };
+        // Kept in the core's rarely used tables: most clients send none.
+        self.core
+            .set_auth_method(c.properties.authentication_method.clone());
         if v5 {
             let p = &c.properties;
             self.core.peer_receive_maximum = p.receive_maximum.map_or(u16::MAX, |n| n.get());
@@ -1007,14 +995,14 @@ impl ServerConnection {
     }
 
     fn on_auth(&mut self, a: Box<Auth>) {
-        let Some(method) = self.peer.auth_method.as_deref() else {
+        let Some(method) = self.core.auth_method().cloned() else {
             // MQTT-4.12.0-7: a client without a method never sends AUTH.
             return self.violation((
                 DisconnectReasonCode::ProtocolError,
                 "AUTH without an authentication method in CONNECT (MQTT-4.12.0-7)",
             ));
         };
-        if a.properties.authentication_method.as_ref() != Some(method) {
+        if a.properties.authentication_method.as_ref() != Some(&method) {
             return self.violation((
                 DisconnectReasonCode::ProtocolError,
                 "AUTH with a different authentication method (MQTT-4.12.0-5)",
