@@ -427,6 +427,7 @@ pub struct Broker<H: Hooks = AllowAll, S: Store = MemoryOnly> {
     /// The first `now`: what [`Tick`]s count from.
     epoch: Option<Instant>,
     sys_armed: bool,
+    release_armed: bool,
 }
 
 impl Broker<AllowAll, MemoryOnly> {
@@ -474,6 +475,7 @@ impl<H: Hooks, S: Store> Broker<H, S> {
             latest: None,
             epoch: None,
             sys_armed: false,
+            release_armed: false,
         }
     }
 
@@ -614,6 +616,15 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         };
         self.latest = Some(now);
         let epoch = *self.epoch.get_or_insert(now);
+        if !self.release_armed {
+            if let Some(iv) = self.config.idle_release_interval {
+                self.release_armed = true;
+                if let Some(t) = now.checked_add(iv) {
+                    self.timers
+                        .push(Reverse(TimerEntry::new(Tick::at(epoch, t), Timer::Release)));
+                }
+            }
+        }
         if !self.sys_armed {
             if let Some(iv) = self.config.sys_interval {
                 self.sys_armed = true;
@@ -815,6 +826,15 @@ impl<H: Hooks, S: Store> Broker<H, S> {
                 Timer::Sys => {
                     self.sys_armed = false;
                     self.publish_sys(now);
+                    let _ = self.touch(now);
+                }
+                Timer::Release => {
+                    // Connections without a keep alive get no keep-alive
+                    // check: this is theirs (see `idle_release_interval`).
+                    self.release_armed = false;
+                    for c in self.conns.values_mut() {
+                        c.server.release_idle_memory();
+                    }
                     let _ = self.touch(now);
                 }
             }

@@ -46,6 +46,13 @@ pub struct BrokerConfig {
     pub max_session_expiry: u32,
     /// Publish `$SYS/broker/...` statistics this often. Default none.
     pub sys_interval: Option<Duration>,
+    /// Every this often, each connection gives back the buffers and tables
+    /// it holds with nothing in them (allocated again on its next
+    /// traffic). A connection with a keep alive does this at each
+    /// keep-alive check; one without (keep alive 0) gets no such call, and
+    /// would otherwise keep its last buffers while idle. Default 60 s;
+    /// `None`: never.
+    pub idle_release_interval: Option<Duration>,
 }
 
 impl Default for BrokerConfig {
@@ -62,6 +69,7 @@ impl Default for BrokerConfig {
             max_retained_bytes: 256 * 1024 * 1024,
             max_session_expiry: 7 * 24 * 3600,
             sys_interval: None,
+            idle_release_interval: Some(Duration::from_secs(60)),
         }
     }
 }

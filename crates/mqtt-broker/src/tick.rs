@@ -52,6 +52,8 @@ pub(crate) enum Timer {
     Conn(Key),
     Session(Key),
     Sys,
+    /// Every connection gives back what it holds empty.
+    Release,
 }
 
 /// A timer heap entry in 16 bytes: the tick and the timer's kind in one
@@ -73,6 +75,7 @@ impl TimerEntry {
             Timer::Conn(k) => (0, k),
             Timer::Session(k) => (1, k),
             Timer::Sys => (2, none),
+            Timer::Release => (3, none),
         };
         TimerEntry {
             at_kind: at.0.get() << 2 | kind,
@@ -89,7 +92,8 @@ impl TimerEntry {
         match self.at_kind & 3 {
             0 => Timer::Conn(self.key),
             1 => Timer::Session(self.key),
-            _ => Timer::Sys,
+            2 => Timer::Sys,
+            _ => Timer::Release,
         }
     }
 }
@@ -127,7 +131,12 @@ mod tests {
         };
         let far = Tick::at(e, e + Duration::from_secs(u64::from(u32::MAX) * 1000));
         for at in [Tick::at(e, e), Tick::at(e, e + Duration::from_secs(5)), far] {
-            for t in [Timer::Conn(k), Timer::Session(k), Timer::Sys] {
+            for t in [
+                Timer::Conn(k),
+                Timer::Session(k),
+                Timer::Sys,
+                Timer::Release,
+            ] {
                 let x = TimerEntry::new(at, t);
                 assert_eq!((x.at(), x.timer()), (at, t));
             }

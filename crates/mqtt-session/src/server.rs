@@ -764,11 +764,17 @@ impl ServerConnection {
     }
 
     /// Gives back the memory a quiet connection keeps for traffic: the
-    /// empty read and write buffers (which still pin their last
-    /// allocation) and the event queue's slot. Done on `handle_timeout`,
-    /// which a connection with a keep alive gets about once per keep-alive
-    /// period even when idle, so the hot path keeps its buffers.
-    fn release_idle_memory(&mut self) {
+    /// read and write buffers, the event queue and the QoS tables, each
+    /// when it holds nothing (an empty buffer still pins its last
+    /// allocation). They are allocated again on the next traffic.
+    ///
+    /// `handle_timeout` does this by itself when it finds the connection
+    /// within its keep alive, which a connection with a keep alive gets
+    /// about once per keep-alive period even when idle, so the hot path
+    /// keeps its buffers. A connection with keep alive 0 gets no such
+    /// call: a server with many of them calls this now and then (the
+    /// mqtt-broker crate does, every `idle_release_interval`).
+    pub fn release_idle_memory(&mut self) {
         self.core.release_idle_buffers();
         if self
             .pending
