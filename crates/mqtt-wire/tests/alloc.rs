@@ -141,7 +141,6 @@ fn scattered_user_properties() -> BytesMut {
     b
 }
 
-#[test]
 fn publish_decode_allocates_nothing() {
     let v3 = publishes(ProtocolVersion::V3_1_1);
     let v5 = publishes(ProtocolVersion::V5);
@@ -189,4 +188,13 @@ fn publish_decode_allocates_nothing() {
     );
     assert_eq!(p.properties.content_type().unwrap(), "t");
     assert_eq!(&p.payload[..], b"xy");
+}
+
+/// Runs without libtest (`harness = false` in Cargo.toml): the counting
+/// allocator sees the whole process, and libtest's own thread allocates
+/// while a test runs (its progress output), which made exact counts fail
+/// now and then.
+fn main() {
+    publish_decode_allocates_nothing();
+    println!("test publish_decode_allocates_nothing ... ok");
 }
