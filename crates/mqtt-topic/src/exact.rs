@@ -36,14 +36,115 @@ pub(crate) struct Entry<K, V> {
     /// The filter's text.
     text: Box<[u8]>,
     /// Sorted by key, never empty.
-    subs: Vec<(K, V)>,
+    subs: Subs<K, V>,
 }
 
 impl<K, V> Entry<K, V> {
     /// The subscribers, sorted by key.
     #[inline]
     pub(crate) fn subs(&self) -> &[(K, V)] {
-        &self.subs
+        self.subs.as_slice()
+    }
+}
+
+/// An exact filter's subscribers, sorted by key: inline while there is
+/// one. Most exact filters have a single subscriber (a device's own
+/// topic), and a one-entry `Vec` costs a heap allocation besides its 24
+/// bytes; the enum is no larger than the `Vec` for small keys and values
+/// (`Vec`'s capacity leaves room for the tag). Exactly one subscriber is
+/// always `One`, so equal contents have equal forms.
+#[derive(Clone, Debug)]
+enum Subs<K, V> {
+    One((K, V)),
+    Many(Vec<(K, V)>),
+}
+
+impl<K, V> Subs<K, V> {
+    #[inline]
+    fn as_slice(&self) -> &[(K, V)] {
+        match self {
+            Subs::One(kv) => core::slice::from_ref(kv),
+            Subs::Many(v) => v,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Heap bytes held.
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Subs::One(_) => 0,
+            Subs::Many(v) => v.capacity() * core::mem::size_of::<(K, V)>(),
+        }
+    }
+
+    fn shrink_to_fit(&mut self) {
+        if let Subs::Many(v) = self {
+            v.shrink_to_fit();
+        }
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut (K, V)> {
+        match self {
+            Subs::One(kv) => (i == 0).then_some(kv),
+            Subs::Many(v) => v.get_mut(i),
+        }
+    }
+
+    /// Inserts `kv` at position `i` (as a binary search gave it).
+    fn insert(&mut self, i: usize, kv: (K, V)) {
+        match core::mem::replace(self, Subs::Many(Vec::new())) {
+            Subs::One(first) => {
+                let mut v = Vec::with_capacity(2);
+                if i == 0 {
+                    v.push(kv);
+                    v.push(first);
+                } else {
+                    v.push(first);
+                    v.push(kv);
+                }
+                *self = Subs::Many(v);
+            }
+            Subs::Many(mut v) => {
+                reserve_one(&mut v);
+                v.insert(i.min(v.len()), kv);
+                *self = Subs::Many(v);
+            }
+        }
+    }
+
+    /// Removes the entry at `i`; the last one leaves an empty `Many`.
+    fn remove(&mut self, i: usize) -> Option<(K, V)> {
+        match core::mem::replace(self, Subs::Many(Vec::new())) {
+            Subs::One(kv) if i == 0 => Some(kv),
+            Subs::One(kv) => {
+                *self = Subs::One(kv);
+                None
+            }
+            Subs::Many(mut v) => {
+                if i >= v.len() {
+                    *self = Subs::Many(v);
+                    return None;
+                }
+                let r = v.remove(i);
+                *self = if v.len() == 1 {
+                    match v.pop() {
+                        Some(kv) => Subs::One(kv),
+                        None => Subs::Many(v),
+                    }
+                } else {
+                    trim(&mut v);
+                    Subs::Many(v)
+                };
+                Some(r)
+            }
+        }
     }
 }
 
@@ -260,7 +361,7 @@ impl<K, V> Exact<K, V> {
             + self.slots.capacity() * 8
             + self.spill.capacity() * 4;
         for e in &self.entries {
-            total += e.text.len() + e.subs.capacity() * core::mem::size_of::<(K, V)>();
+            total += e.text.len() + e.subs.heap_bytes();
         }
         total
     }
@@ -359,7 +460,8 @@ impl<K, V> Exact<K, V> {
             if !is_exact(&e.text) {
                 return Err("wildcard filter in the exact table");
             }
-            if e.subs.is_empty() || !e.subs.windows(2).all(|w| matches!(w, [x, y] if x.0 < y.0)) {
+            let subs = e.subs.as_slice();
+            if subs.is_empty() || !subs.windows(2).all(|w| matches!(w, [x, y] if x.0 < y.0)) {
                 return Err("exact subscribers empty or not sorted");
             }
             count += e.subs.len();
@@ -380,22 +482,19 @@ impl<K: Ord, V> Exact<K, V> {
         let h = self.hash(text);
         if let Some(p) = self.find_hashed(h, text) {
             let e = self.entries.get_mut(p)?;
-            return match e.subs.binary_search_by(|(k, _)| k.cmp(&key)) {
+            return match e.subs.as_slice().binary_search_by(|(k, _)| k.cmp(&key)) {
                 Ok(i) => e
                     .subs
                     .get_mut(i)
                     .map(|s| core::mem::replace(&mut s.1, value)),
                 Err(i) => {
-                    reserve_one(&mut e.subs);
                     e.subs.insert(i, (key, value));
                     self.count += 1;
                     None
                 }
             };
         }
-        let mut subs = Vec::new();
-        subs.reserve_exact(1);
-        subs.push((key, value));
+        let subs = Subs::One((key, value));
         reserve_one(&mut self.entries);
         self.entries.push(Entry {
             text: Box::from(text),
@@ -416,9 +515,12 @@ impl<K: Ord, V> Exact<K, V> {
         let h = self.hash(text);
         let p = self.find_hashed(h, text)?;
         let e = self.entries.get_mut(p)?;
-        let i = e.subs.binary_search_by(|(k, _)| k.cmp(key)).ok()?;
-        let (_, v) = e.subs.remove(i);
-        trim(&mut e.subs);
+        let i = e
+            .subs
+            .as_slice()
+            .binary_search_by(|(k, _)| k.cmp(key))
+            .ok()?;
+        let (_, v) = e.subs.remove(i)?;
         self.count -= 1;
         if e.subs.is_empty() {
             self.remove_entry(p, h);
@@ -429,8 +531,9 @@ impl<K: Ord, V> Exact<K, V> {
     /// The data of `key`'s subscription to the exact filter `text`.
     pub(crate) fn value(&self, text: &[u8], key: &K) -> Option<&V> {
         let e = self.get(text)?;
-        let i = e.subs.binary_search_by(|(k, _)| k.cmp(key)).ok()?;
-        e.subs.get(i).map(|(_, v)| v)
+        let subs = e.subs();
+        let i = subs.binary_search_by(|(k, _)| k.cmp(key)).ok()?;
+        subs.get(i).map(|(_, v)| v)
     }
 }
 
@@ -443,7 +546,7 @@ impl<K: PartialEq, V: PartialEq> Exact<K, V> {
             && self
                 .entries
                 .iter()
-                .all(|e| other.get(&e.text).is_some_and(|o| o.subs == e.subs))
+                .all(|e| other.get(&e.text).is_some_and(|o| o.subs() == e.subs()))
     }
 }
 
@@ -479,6 +582,34 @@ mod tests {
     }
 
     #[test]
+    fn one_subscriber_is_kept_inline() {
+        // No larger than the Vec it replaces, for the broker's key and
+        // value sizes (8 + 8 bytes).
+        assert_eq!(core::mem::size_of::<Subs<u64, u64>>(), 24);
+        let mut t: Exact<u32, u32> = Exact::new(3);
+        t.insert(b"a/b", 1, 10);
+        let bytes_one = t.heap_bytes();
+        assert!(matches!(t.get(b"a/b").map(|e| &e.subs), Some(Subs::One(_))));
+        // A second subscriber moves them to the heap, sorted; removing one
+        // brings the other back inline.
+        t.insert(b"a/b", 0, 20);
+        assert_eq!(
+            t.get(b"a/b").map(|e| e.subs()),
+            Some(&[(0, 20), (1, 10)][..])
+        );
+        assert!(t.heap_bytes() > bytes_one);
+        assert_eq!(t.remove(b"a/b", &0), Some(20));
+        assert!(matches!(
+            t.get(b"a/b").map(|e| &e.subs),
+            Some(Subs::One((1, 10)))
+        ));
+        assert_eq!(t.heap_bytes(), bytes_one);
+        t.check().unwrap();
+        assert_eq!(t.remove(b"a/b", &1), Some(10));
+        assert_eq!((t.count(), t.heap_bytes()), (0, 0));
+    }
+
+    #[test]
     fn a_colliding_flood_spills_and_stays_bounded() {
         // Colliding texts cannot be computed for a test seed, so collide
         // by hand: place every entry at one home slot.
@@ -486,7 +617,7 @@ mod tests {
         for i in 0..200u32 {
             t.entries.push(Entry {
                 text: Box::from(format!("f/{i:03}").as_bytes()),
-                subs: alloc::vec![(i, i)],
+                subs: Subs::One((i, i)),
             });
             t.count += 1;
         }
