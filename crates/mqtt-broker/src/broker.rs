@@ -616,21 +616,21 @@ impl<H: Hooks, S: Store> Broker<H, S> {
         };
         self.latest = Some(now);
         let epoch = *self.epoch.get_or_insert(now);
-        if !self.release_armed {
-            if let Some(iv) = self.config.idle_release_interval {
-                self.release_armed = true;
+        // The periodic timers, re-armed after each firing.
+        let periodic = [
+            (
+                &mut self.release_armed,
+                self.config.idle_release_interval,
+                Timer::Release,
+            ),
+            (&mut self.sys_armed, self.config.sys_interval, Timer::Sys),
+        ];
+        for (armed, interval, timer) in periodic {
+            if let (false, Some(iv)) = (*armed, interval) {
+                *armed = true;
                 if let Some(t) = now.checked_add(iv) {
                     self.timers
-                        .push(Reverse(TimerEntry::new(Tick::at(epoch, t), Timer::Release)));
-                }
-            }
-        }
-        if !self.sys_armed {
-            if let Some(iv) = self.config.sys_interval {
-                self.sys_armed = true;
-                if let Some(t) = now.checked_add(iv) {
-                    self.timers
-                        .push(Reverse(TimerEntry::new(Tick::at(epoch, t), Timer::Sys)));
+                        .push(Reverse(TimerEntry::new(Tick::at(epoch, t), timer)));
                 }
             }
         }
