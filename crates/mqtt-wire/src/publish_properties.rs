@@ -127,6 +127,51 @@ fn is_cold(id: PropertyId) -> bool {
     COLD.contains(&id)
 }
 
+// The identifiers of the PUBLISH properties, as the byte they are on the
+// wire (all below 0x80, so one byte each).
+const PAYLOAD_FORMAT_INDICATOR: u8 = PropertyId::PayloadFormatIndicator as u8;
+const MESSAGE_EXPIRY_INTERVAL: u8 = PropertyId::MessageExpiryInterval as u8;
+const CONTENT_TYPE: u8 = PropertyId::ContentType as u8;
+const RESPONSE_TOPIC: u8 = PropertyId::ResponseTopic as u8;
+const CORRELATION_DATA: u8 = PropertyId::CorrelationData as u8;
+const SUBSCRIPTION_IDENTIFIER: u8 = PropertyId::SubscriptionIdentifier as u8;
+const TOPIC_ALIAS: u8 = PropertyId::TopicAlias as u8;
+const USER_PROPERTY: u8 = PropertyId::UserProperty as u8;
+
+/// Marks the single-valued property `id` as read; a repeat is a Protocol
+/// Error. `id` is a constant at every call, so this is one bit test.
+#[inline(always)]
+fn once(seen: &mut u64, id: PropertyId) -> Result<(), DecodeError> {
+    let bit = 1u64 << (id as u8);
+    if *seen & bit != 0 {
+        return Err(DecodeError::DuplicateProperty(id));
+    }
+    *seen |= bit;
+    Ok(())
+}
+
+/// The error for a property entry at `start` of `p` whose first byte is not
+/// the identifier of a PUBLISH property: the Variable Byte Integer's own
+/// error, an unknown identifier, or one PUBLISH may not carry.
+#[cold]
+#[inline(never)]
+fn bad_property_id(p: &Reader<'_>, start: usize) -> DecodeError {
+    let Some(rest) = p.frame().get(start..p.end()) else {
+        return DecodeError::UnexpectedEnd { packet: p.packet() };
+    };
+    match parse_vbi(rest) {
+        Err(e) => e,
+        Ok(None) => DecodeError::UnexpectedEnd { packet: p.packet() },
+        Ok(Some((raw_id, _))) => match PropertyId::from_id(raw_id) {
+            None => DecodeError::UnknownProperty(raw_id),
+            Some(property) => DecodeError::PropertyNotAllowed {
+                property,
+                packet: p.packet(),
+            },
+        },
+    }
+}
+
 impl PublishProperties {
     /// No properties.
     pub fn new() -> Self {
@@ -320,6 +365,11 @@ impl PublishProperties {
     }
 
     /// Reads the Property Length and the properties after it.
+    ///
+    /// Every identifier a PUBLISH may carry is below 0x80, so it is read as
+    /// one byte and dispatched on directly; anything else (a longer
+    /// Variable Byte Integer, an unknown or foreign identifier) is an error
+    /// worked out by [`bad_property_id`].
     #[inline]
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let len = r.vbi()? as usize;
@@ -328,61 +378,55 @@ impl PublishProperties {
         if len == 0 {
             return Ok(out);
         }
+        // Bit `id` is set once the single-valued property `id` is read.
         let mut seen = 0u64;
         let (mut rest_start, mut rest_end) = (0usize, 0usize);
         while !p.is_empty() {
             let start = p.pos();
-            let raw_id = p.vbi()?;
-            let id = PropertyId::from_id(raw_id).ok_or(DecodeError::UnknownProperty(raw_id))?;
-            if !matches!(
-                id,
-                PropertyId::UserProperty | PropertyId::SubscriptionIdentifier
-            ) {
-                let bit = 1u64 << (id as u8);
-                if seen & bit != 0 {
-                    return Err(DecodeError::DuplicateProperty(id));
-                }
-                seen |= bit;
-            }
-            match id {
-                PropertyId::PayloadFormatIndicator => {
+            match p.u8()? {
+                PAYLOAD_FORMAT_INDICATOR => {
+                    let id = PropertyId::PayloadFormatIndicator;
+                    once(&mut seen, id)?;
                     out.payload_format_indicator = Some(PayloadFormat::read(&mut p, id)?);
                     continue;
                 }
-                PropertyId::MessageExpiryInterval => {
+                MESSAGE_EXPIRY_INTERVAL => {
+                    once(&mut seen, PropertyId::MessageExpiryInterval)?;
                     out.message_expiry_interval = Some(p.u32()?);
                     continue;
                 }
-                PropertyId::TopicAlias => {
+                TOPIC_ALIAS => {
+                    let id = PropertyId::TopicAlias;
+                    once(&mut seen, id)?;
                     out.topic_alias = Some(NonZeroU16::read(&mut p, id)?);
                     continue;
                 }
-                PropertyId::ResponseTopic => {
+                RESPONSE_TOPIC => {
+                    once(&mut seen, PropertyId::ResponseTopic)?;
                     let n = p.u16()?;
                     // An empty Response Topic is not a Topic Name
                     // (MQTT-3.3.2-14); no wildcards either.
                     check_topic_name(p.take(usize::from(n))?)
                         .map_err(DecodeError::InvalidTopicName)?;
                 }
-                PropertyId::CorrelationData => {
+                CORRELATION_DATA => {
+                    once(&mut seen, PropertyId::CorrelationData)?;
                     let n = p.u16()?;
                     p.take(usize::from(n))?;
                 }
-                PropertyId::ContentType => p.skip_string()?,
-                PropertyId::UserProperty => {
+                CONTENT_TYPE => {
+                    once(&mut seen, PropertyId::ContentType)?;
+                    p.skip_string()?;
+                }
+                USER_PROPERTY => {
                     // MQTT-1.5.7-1: both halves are UTF-8 Encoded Strings.
                     p.skip_string()?;
                     p.skip_string()?;
                 }
-                PropertyId::SubscriptionIdentifier => {
-                    SubscriptionId::read(&mut p, id)?;
+                SUBSCRIPTION_IDENTIFIER => {
+                    SubscriptionId::read(&mut p, PropertyId::SubscriptionIdentifier)?;
                 }
-                property => {
-                    return Err(DecodeError::PropertyNotAllowed {
-                        property,
-                        packet: p.packet(),
-                    })
-                }
+                _ => return Err(bad_property_id(&p, start)),
             }
             if rest_start == rest_end {
                 rest_start = start;
