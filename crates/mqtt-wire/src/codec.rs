@@ -101,6 +101,13 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Starts reading at `pos` (a cursor over a frame that still holds
+    /// its fixed header).
+    #[inline]
+    pub(crate) fn skip_to(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+
     pub(crate) fn packet(&self) -> PacketType {
         self.packet
     }

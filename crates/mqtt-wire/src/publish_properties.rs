@@ -71,11 +71,39 @@ pub struct PublishProperties {
     pub topic_alias: Option<NonZeroU16>,
     /// The wire entries (identifier included) of the properties in `COLD`,
     /// validated. Empty when there are none.
-    rest: Bytes,
+    rest: Rest,
     /// `rest` is the span from the first to the last such entry of a
     /// received packet and also holds entries of the field properties that
     /// came between them; those are skipped when `rest` is read or written.
     mixed: bool,
+}
+
+/// The kept entries: `None` when there are none, so a message without
+/// them (every 3.1.1 one) builds and drops no `Bytes` for them (dropping
+/// an empty `Bytes` is still a call through its vtable).
+#[derive(Clone, Default)]
+struct Rest(Option<Bytes>);
+
+impl Rest {
+    fn slice(&self, range: core::ops::Range<usize>) -> Bytes {
+        match &self.0 {
+            Some(b) => b.slice(range),
+            None => Bytes::new(),
+        }
+    }
+}
+
+impl From<Bytes> for Rest {
+    fn from(b: Bytes) -> Self {
+        Rest(if b.is_empty() { None } else { Some(b) })
+    }
+}
+
+impl core::ops::Deref for Rest {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.0.as_deref().unwrap_or(&[])
+    }
 }
 
 /// One entry of a validated property block: its identifier, where its value
@@ -286,14 +314,14 @@ impl PublishProperties {
             .sum();
         if keep == 0 {
             // Nothing else to keep: no copy.
-            self.rest = entries;
+            self.rest = Rest::from(entries);
         } else {
             let mut m = BytesMut::with_capacity(keep + entries.len());
             for e in self.entries().filter(|e| e.id != id) {
                 m.extend_from_slice(self.rest.get(e.start..e.end).unwrap_or(&[]));
             }
             m.extend_from_slice(&entries);
-            self.rest = m.freeze();
+            self.rest = Rest::from(m.freeze());
         }
         self.mixed = false;
     }
@@ -436,7 +464,7 @@ impl PublishProperties {
             rest_end = p.pos();
         }
         if rest_start != rest_end {
-            out.rest = p.frame().slice(rest_start..rest_end);
+            out.rest = Rest(Some(p.frame().slice(rest_start..rest_end)));
         }
         Ok(out)
     }

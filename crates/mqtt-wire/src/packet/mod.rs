@@ -284,12 +284,10 @@ pub fn decode(buf: &mut BytesMut, cfg: &DecodeConfig) -> Result<Option<Packet>, 
     // through `decode_body(..).map(Some)` costs a copy of the whole
     // `Packet` per step.
     if h.packet_type == PacketType::Publish {
-        let mut frame = buf.split_to(len).freeze();
-        frame.advance(h.header_len);
-        return match Publish::decode(frame, h.flags, cfg.version) {
-            Ok(p) => Ok(Some(Packet::Publish(p))),
-            Err(e) => Err(e),
-        };
+        let frame = buf.split_to(len).freeze();
+        return Publish::decode_with(frame, h.header_len, h.flags, cfg.version, |p| {
+            Some(Packet::Publish(p))
+        });
     }
     if let Some(p) = buf
         .get(h.header_len..len)
@@ -321,12 +319,10 @@ pub fn decode_bytes(buf: &mut Bytes, cfg: &DecodeConfig) -> Result<Option<Packet
     // through `decode_body(..).map(Some)` costs a copy of the whole
     // `Packet` per step.
     if h.packet_type == PacketType::Publish {
-        let mut frame = buf.split_to(len);
-        frame.advance(h.header_len);
-        return match Publish::decode(frame, h.flags, cfg.version) {
-            Ok(p) => Ok(Some(Packet::Publish(p))),
-            Err(e) => Err(e),
-        };
+        let frame = buf.split_to(len);
+        return Publish::decode_with(frame, h.header_len, h.flags, cfg.version, |p| {
+            Some(Packet::Publish(p))
+        });
     }
     if let Some(p) = buf
         .get(h.header_len..len)
