@@ -85,8 +85,9 @@ pub(crate) fn put_prefixed<B: BufMut>(buf: &mut B, b: &[u8]) {
 /// the frame, so fields can be sliced out of it without copying.
 pub(crate) struct Reader<'a> {
     frame: &'a Bytes,
+    /// The frame up to this cursor's end: one bounds check per read.
+    data: &'a [u8],
     pos: usize,
-    end: usize,
     packet: PacketType,
 }
 
@@ -94,10 +95,17 @@ impl<'a> Reader<'a> {
     pub(crate) fn new(frame: &'a Bytes, packet: PacketType) -> Self {
         Reader {
             frame,
+            data: frame,
             pos: 0,
-            end: frame.len(),
             packet,
         }
+    }
+
+    /// Starts reading at `pos` (a cursor over a frame that still holds
+    /// its fixed header).
+    #[inline]
+    pub(crate) fn skip_to(&mut self, pos: usize) {
+        self.pos = pos;
     }
 
     pub(crate) fn packet(&self) -> PacketType {
@@ -112,12 +120,17 @@ impl<'a> Reader<'a> {
         self.pos
     }
 
-    pub(crate) fn remaining(&self) -> usize {
-        self.end - self.pos
+    pub(crate) fn end(&self) -> usize {
+        self.data.len()
     }
 
+    pub(crate) fn remaining(&self) -> usize {
+        self.data.len().saturating_sub(self.pos)
+    }
+
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.pos >= self.end
+        self.pos >= self.data.len()
     }
 
     fn short(&self) -> DecodeError {
@@ -128,13 +141,9 @@ impl<'a> Reader<'a> {
 
     #[inline]
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if n > self.remaining() {
+        let Some(s) = self.data.get(self.pos..self.pos.saturating_add(n)) else {
             return Err(self.short());
-        }
-        let s = self
-            .frame
-            .get(self.pos..self.pos + n)
-            .ok_or_else(|| self.short())?;
+        };
         self.pos += n;
         Ok(s)
     }
@@ -165,10 +174,7 @@ impl<'a> Reader<'a> {
 
     #[inline]
     pub(crate) fn vbi(&mut self) -> Result<u32, DecodeError> {
-        let rest = self
-            .frame
-            .get(self.pos..self.end)
-            .ok_or_else(|| self.short())?;
+        let rest = self.data.get(self.pos..).ok_or_else(|| self.short())?;
         match parse_vbi(rest)? {
             Some((v, n)) => {
                 self.pos += n;
@@ -227,16 +233,17 @@ impl<'a> Reader<'a> {
 
     /// A cursor over the next `n` bytes; `self` moves past them.
     pub(crate) fn sub(&mut self, n: usize) -> Result<Reader<'a>, DecodeError> {
-        if n > self.remaining() {
+        let end = self.pos.saturating_add(n);
+        let Some(data) = self.data.get(..end) else {
             return Err(self.short());
-        }
+        };
         let r = Reader {
             frame: self.frame,
+            data,
             pos: self.pos,
-            end: self.pos + n,
             packet: self.packet,
         };
-        self.pos += n;
+        self.pos = end;
         Ok(r)
     }
 

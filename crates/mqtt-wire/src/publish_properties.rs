@@ -71,11 +71,39 @@ pub struct PublishProperties {
     pub topic_alias: Option<NonZeroU16>,
     /// The wire entries (identifier included) of the properties in `COLD`,
     /// validated. Empty when there are none.
-    rest: Bytes,
+    rest: Rest,
     /// `rest` is the span from the first to the last such entry of a
     /// received packet and also holds entries of the field properties that
     /// came between them; those are skipped when `rest` is read or written.
     mixed: bool,
+}
+
+/// The kept entries: `None` when there are none, so a message without
+/// them (every 3.1.1 one) builds and drops no `Bytes` for them (dropping
+/// an empty `Bytes` is still a call through its vtable).
+#[derive(Clone, Default)]
+struct Rest(Option<Bytes>);
+
+impl Rest {
+    fn slice(&self, range: core::ops::Range<usize>) -> Bytes {
+        match &self.0 {
+            Some(b) => b.slice(range),
+            None => Bytes::new(),
+        }
+    }
+}
+
+impl From<Bytes> for Rest {
+    fn from(b: Bytes) -> Self {
+        Rest(if b.is_empty() { None } else { Some(b) })
+    }
+}
+
+impl core::ops::Deref for Rest {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.0.as_deref().unwrap_or(&[])
+    }
 }
 
 /// One entry of a validated property block: its identifier, where its value
@@ -125,6 +153,51 @@ fn entry_at(b: &[u8], at: usize) -> Option<Entry> {
 
 fn is_cold(id: PropertyId) -> bool {
     COLD.contains(&id)
+}
+
+// The identifiers of the PUBLISH properties, as the byte they are on the
+// wire (all below 0x80, so one byte each).
+const PAYLOAD_FORMAT_INDICATOR: u8 = PropertyId::PayloadFormatIndicator as u8;
+const MESSAGE_EXPIRY_INTERVAL: u8 = PropertyId::MessageExpiryInterval as u8;
+const CONTENT_TYPE: u8 = PropertyId::ContentType as u8;
+const RESPONSE_TOPIC: u8 = PropertyId::ResponseTopic as u8;
+const CORRELATION_DATA: u8 = PropertyId::CorrelationData as u8;
+const SUBSCRIPTION_IDENTIFIER: u8 = PropertyId::SubscriptionIdentifier as u8;
+const TOPIC_ALIAS: u8 = PropertyId::TopicAlias as u8;
+const USER_PROPERTY: u8 = PropertyId::UserProperty as u8;
+
+/// Marks the single-valued property `id` as read; a repeat is a Protocol
+/// Error. `id` is a constant at every call, so this is one bit test.
+#[inline(always)]
+fn once(seen: &mut u64, id: PropertyId) -> Result<(), DecodeError> {
+    let bit = 1u64 << (id as u8);
+    if *seen & bit != 0 {
+        return Err(DecodeError::DuplicateProperty(id));
+    }
+    *seen |= bit;
+    Ok(())
+}
+
+/// The error for a property entry at `start` of `p` whose first byte is not
+/// the identifier of a PUBLISH property: the Variable Byte Integer's own
+/// error, an unknown identifier, or one PUBLISH may not carry.
+#[cold]
+#[inline(never)]
+fn bad_property_id(p: &Reader<'_>, start: usize) -> DecodeError {
+    let Some(rest) = p.frame().get(start..p.end()) else {
+        return DecodeError::UnexpectedEnd { packet: p.packet() };
+    };
+    match parse_vbi(rest) {
+        Err(e) => e,
+        Ok(None) => DecodeError::UnexpectedEnd { packet: p.packet() },
+        Ok(Some((raw_id, _))) => match PropertyId::from_id(raw_id) {
+            None => DecodeError::UnknownProperty(raw_id),
+            Some(property) => DecodeError::PropertyNotAllowed {
+                property,
+                packet: p.packet(),
+            },
+        },
+    }
 }
 
 impl PublishProperties {
@@ -241,14 +314,14 @@ impl PublishProperties {
             .sum();
         if keep == 0 {
             // Nothing else to keep: no copy.
-            self.rest = entries;
+            self.rest = Rest::from(entries);
         } else {
             let mut m = BytesMut::with_capacity(keep + entries.len());
             for e in self.entries().filter(|e| e.id != id) {
                 m.extend_from_slice(self.rest.get(e.start..e.end).unwrap_or(&[]));
             }
             m.extend_from_slice(&entries);
-            self.rest = m.freeze();
+            self.rest = Rest::from(m.freeze());
         }
         self.mixed = false;
     }
@@ -320,6 +393,11 @@ impl PublishProperties {
     }
 
     /// Reads the Property Length and the properties after it.
+    ///
+    /// Every identifier a PUBLISH may carry is below 0x80, so it is read as
+    /// one byte and dispatched on directly; anything else (a longer
+    /// Variable Byte Integer, an unknown or foreign identifier) is an error
+    /// worked out by [`bad_property_id`].
     #[inline]
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let len = r.vbi()? as usize;
@@ -328,61 +406,55 @@ impl PublishProperties {
         if len == 0 {
             return Ok(out);
         }
+        // Bit `id` is set once the single-valued property `id` is read.
         let mut seen = 0u64;
         let (mut rest_start, mut rest_end) = (0usize, 0usize);
         while !p.is_empty() {
             let start = p.pos();
-            let raw_id = p.vbi()?;
-            let id = PropertyId::from_id(raw_id).ok_or(DecodeError::UnknownProperty(raw_id))?;
-            if !matches!(
-                id,
-                PropertyId::UserProperty | PropertyId::SubscriptionIdentifier
-            ) {
-                let bit = 1u64 << (id as u8);
-                if seen & bit != 0 {
-                    return Err(DecodeError::DuplicateProperty(id));
-                }
-                seen |= bit;
-            }
-            match id {
-                PropertyId::PayloadFormatIndicator => {
+            match p.u8()? {
+                PAYLOAD_FORMAT_INDICATOR => {
+                    let id = PropertyId::PayloadFormatIndicator;
+                    once(&mut seen, id)?;
                     out.payload_format_indicator = Some(PayloadFormat::read(&mut p, id)?);
                     continue;
                 }
-                PropertyId::MessageExpiryInterval => {
+                MESSAGE_EXPIRY_INTERVAL => {
+                    once(&mut seen, PropertyId::MessageExpiryInterval)?;
                     out.message_expiry_interval = Some(p.u32()?);
                     continue;
                 }
-                PropertyId::TopicAlias => {
+                TOPIC_ALIAS => {
+                    let id = PropertyId::TopicAlias;
+                    once(&mut seen, id)?;
                     out.topic_alias = Some(NonZeroU16::read(&mut p, id)?);
                     continue;
                 }
-                PropertyId::ResponseTopic => {
+                RESPONSE_TOPIC => {
+                    once(&mut seen, PropertyId::ResponseTopic)?;
                     let n = p.u16()?;
                     // An empty Response Topic is not a Topic Name
                     // (MQTT-3.3.2-14); no wildcards either.
                     check_topic_name(p.take(usize::from(n))?)
                         .map_err(DecodeError::InvalidTopicName)?;
                 }
-                PropertyId::CorrelationData => {
+                CORRELATION_DATA => {
+                    once(&mut seen, PropertyId::CorrelationData)?;
                     let n = p.u16()?;
                     p.take(usize::from(n))?;
                 }
-                PropertyId::ContentType => p.skip_string()?,
-                PropertyId::UserProperty => {
+                CONTENT_TYPE => {
+                    once(&mut seen, PropertyId::ContentType)?;
+                    p.skip_string()?;
+                }
+                USER_PROPERTY => {
                     // MQTT-1.5.7-1: both halves are UTF-8 Encoded Strings.
                     p.skip_string()?;
                     p.skip_string()?;
                 }
-                PropertyId::SubscriptionIdentifier => {
-                    SubscriptionId::read(&mut p, id)?;
+                SUBSCRIPTION_IDENTIFIER => {
+                    SubscriptionId::read(&mut p, PropertyId::SubscriptionIdentifier)?;
                 }
-                property => {
-                    return Err(DecodeError::PropertyNotAllowed {
-                        property,
-                        packet: p.packet(),
-                    })
-                }
+                _ => return Err(bad_property_id(&p, start)),
             }
             if rest_start == rest_end {
                 rest_start = start;
@@ -392,7 +464,7 @@ impl PublishProperties {
             rest_end = p.pos();
         }
         if rest_start != rest_end {
-            out.rest = p.frame().slice(rest_start..rest_end);
+            out.rest = Rest(Some(p.frame().slice(rest_start..rest_end)));
         }
         Ok(out)
     }

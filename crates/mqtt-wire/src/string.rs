@@ -95,29 +95,22 @@ impl MqttString {
     }
 }
 
-/// Eight bytes at a time (SWAR): the high bit of a byte of the result is
-/// set where `w` holds a non-ASCII byte or 0x00 and, with `WILD`, `+` or `#`.
-/// Exact as to whether such a byte exists (borrows may smear which one),
-/// which is all the fast path needs: the precise check runs only then.
-#[inline(always)]
-fn word_flags<const WILD: bool>(w: u64) -> u64 {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    // High bit set in a byte where `v` has a zero byte (exact for "any").
-    let zero = |v: u64| v.wrapping_sub(LO) & !v;
-    let mut f = w | zero(w);
-    if WILD {
-        // '#' (0x23) and '+' (0x2B) differ only in bit 3: one test for both.
-        f |= zero((w | (LO * 0x08)) ^ (LO * u64::from(b'+')));
-    }
-    f & HI
-}
-
 /// Whether `b` is all ASCII without 0x00 (and, with `WILD`, without `+` and
-/// `#`): the common case, checked a word at a time, the tail as the last
-/// eight bytes (overlapping); strings under eight bytes a byte at a time.
-#[inline]
+/// `#`): the common case, checked eight bytes at a time (SWAR), the tail as
+/// the last eight bytes (overlapping); strings under eight bytes a byte at a
+/// time.
+///
+/// Per word `w`: while every byte is below 0x80, adding 0x7F to each byte
+/// carries into no other byte and sets a byte's high bit exactly when the
+/// byte is not 0; `(w | 0x08) ^ '+'` is 0 exactly at `+` (0x2B) and `#`
+/// (0x23), which differ only in bit 3. A byte of 0x80 or more can make those
+/// sums carry, but it is caught by the high bits of `w` themselves, so the
+/// answer is exact.
+#[inline(always)]
 pub(crate) fn plain_ascii<const WILD: bool>(b: &[u8]) -> bool {
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const K: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const LO: u64 = 0x0101_0101_0101_0101;
     if b.len() < 8 {
         // Short strings (property names, "C"): a byte at a time is cheaper
         // than assembling a padded word.
@@ -125,30 +118,51 @@ pub(crate) fn plain_ascii<const WILD: bool>(b: &[u8]) -> bool {
             .iter()
             .all(|&c| c.wrapping_sub(1) < 0x7f && !(WILD && (c | 0x08) == b'+'));
     }
-    let mut acc = 0u64;
+    // `high`: OR of the words (a high bit means a non-ASCII byte); `ok`:
+    // AND of the per-byte "not 0 (and not a wildcard)" high bits.
+    let mut high = 0u64;
+    let mut ok = HI;
+    let mut word = |w: u64| {
+        high |= w;
+        let mut t = w.wrapping_add(K);
+        if WILD {
+            t &= ((w | (LO * 0x08)) ^ (LO * u64::from(b'+'))).wrapping_add(K);
+        }
+        ok &= t;
+    };
     let mut words = b.chunks_exact(8);
     for c in &mut words {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        acc |= word_flags::<WILD>(u64::from_le_bytes(w));
+        if let Ok(a) = <[u8; 8]>::try_from(c) {
+            word(u64::from_le_bytes(a));
+        }
     }
     if !words.remainder().is_empty() {
-        let mut w = [b'a'; 8];
-        if let Some(last) = b.len().checked_sub(8).and_then(|start| b.get(start..)) {
-            w.copy_from_slice(last);
+        if let Some(Ok(a)) = b
+            .len()
+            .checked_sub(8)
+            .and_then(|start| b.get(start..))
+            .map(<[u8; 8]>::try_from)
+        {
+            word(u64::from_le_bytes(a));
         }
-        acc |= word_flags::<WILD>(u64::from_le_bytes(w));
     }
-    acc == 0
+    (high | !ok) & HI == 0
 }
 
-/// Checks every rule of [`MqttString`] in one pass (ASCII fast path).
+/// Checks every rule of [`MqttString`] in one pass (ASCII fast path
+/// inlined, the rest out of line).
+#[inline]
 pub(crate) fn check_str(b: &[u8]) -> Result<(), StringError> {
+    if b.len() <= MAX_STRING_LEN && plain_ascii::<false>(b) {
+        return Ok(());
+    }
+    check_str_slow(b)
+}
+
+#[inline(never)]
+fn check_str_slow(b: &[u8]) -> Result<(), StringError> {
     if b.len() > MAX_STRING_LEN {
         return Err(StringError::TooLong { len: b.len() });
-    }
-    if plain_ascii::<false>(b) {
-        return Ok(());
     }
     let mut high = 0u8;
     let mut nul = false;
@@ -272,6 +286,31 @@ mod tests {
         let s = MqttString::try_from(Bytes::from_static(b"\xef\xbb\xbfA")).unwrap();
         assert_eq!(s.as_bytes(), b"\xef\xbb\xbfA");
         assert_eq!(s.as_str(), "\u{feff}A");
+    }
+
+    /// The word-at-a-time predicate against the plain per-byte rule: every
+    /// byte value at every position of strings of 1 to 40 bytes, in a
+    /// string of 'a' and in one of mixed ASCII.
+    #[test]
+    fn plain_ascii_matches_the_byte_rule() {
+        fn rule(b: &[u8], wild: bool) -> bool {
+            b.iter()
+                .all(|&c| (1..0x80).contains(&c) && !(wild && (c == b'+' || c == b'#')))
+        }
+        for len in 1..=40usize {
+            for base in [b'a', b'/'] {
+                let mut s: alloc::vec::Vec<u8> = (0..len).map(|i| base + (i % 7) as u8).collect();
+                for pos in 0..len {
+                    let keep = s[pos];
+                    for c in 0..=255u8 {
+                        s[pos] = c;
+                        assert_eq!(plain_ascii::<false>(&s), rule(&s, false), "{s:?}");
+                        assert_eq!(plain_ascii::<true>(&s), rule(&s, true), "{s:?}");
+                    }
+                    s[pos] = keep;
+                }
+            }
+        }
     }
 
     #[test]

@@ -104,16 +104,26 @@ impl From<StringError> for TopicError {
     }
 }
 
-/// Checks a Topic Name in one pass over the bytes.
+/// Checks a Topic Name in one pass over the bytes (ASCII fast path inlined,
+/// the rest out of line).
+#[inline]
 pub(crate) fn check_topic_name(b: &[u8]) -> Result<(), TopicError> {
+    if !b.is_empty()
+        && b.len() <= crate::string::MAX_STRING_LEN
+        && crate::string::plain_ascii::<true>(b)
+    {
+        return Ok(());
+    }
+    check_topic_name_slow(b)
+}
+
+#[inline(never)]
+fn check_topic_name_slow(b: &[u8]) -> Result<(), TopicError> {
     if b.is_empty() {
         return Err(TopicError::Empty);
     }
     if b.len() > crate::string::MAX_STRING_LEN {
         return Err(StringError::TooLong { len: b.len() }.into());
-    }
-    if crate::string::plain_ascii::<true>(b) {
-        return Ok(());
     }
     let mut high = 0u8;
     let mut bad = false;

@@ -128,20 +128,23 @@ impl FixedHeader {
         let Some((&first, rest)) = buf.split_first() else {
             return Ok(None);
         };
-        let ty = first >> 4;
+        // One bit test decides type and flags together; the precise error
+        // (and AUTH, valid in 5.0 only) is worked out off the fast path.
+        if !(first_byte_valid(first) || (first == AUTH_FIRST_BYTE && cfg.version.is_v5())) {
+            return Err(first_byte_error(first, cfg.version));
+        }
+        let Some(packet_type) = PacketType::from_u8(first >> 4) else {
+            return Err(DecodeError::ReservedPacketType(first >> 4));
+        };
         let flags = first & 0x0f;
-        let packet_type = match PacketType::from_u8(ty) {
-            Some(PacketType::Auth) if !cfg.version.is_v5() => {
-                return Err(DecodeError::ReservedPacketType(ty))
-            }
-            Some(t) => t,
-            None => return Err(DecodeError::ReservedPacketType(ty)),
+        // Remaining Length: one byte below 128 (every small packet).
+        let (remaining_length, n) = match rest.first() {
+            Some(&b) if b < 0x80 => (usize::from(b), 1),
+            _ => match parse_vbi(rest)? {
+                Some((v, n)) => (v as usize, n),
+                None => return Ok(None),
+            },
         };
-        check_flags(packet_type, flags)?;
-        let Some((remaining_length, n)) = parse_vbi(rest)? else {
-            return Ok(None);
-        };
-        let remaining_length = remaining_length as usize;
         let header_len = 1 + n;
         let size = header_len + remaining_length;
         if size > cfg.max_packet_size as usize {
@@ -165,8 +168,71 @@ impl FixedHeader {
     }
 }
 
+/// The first byte of an AUTH packet (type 15, flags 0): valid in 5.0 only.
+const AUTH_FIRST_BYTE: u8 = 0xf0;
+
+/// Whether a first byte (packet type and flags) is valid in every version,
+/// by MQTT 5.0 §2.1.3 / 3.1.1 §2.2.2; AUTH is left out (5.0 only).
+const fn first_byte_ok(b: u8) -> bool {
+    let flags = b & 0x0f;
+    match b >> 4 {
+        // PUBLISH: QoS 3 is malformed, and so is DUP at QoS 0.
+        3 => {
+            let qos = (flags >> 1) & 0b11;
+            qos != 3 && !(qos == 0 && flags & 0b1000 != 0)
+        }
+        // PUBREL, SUBSCRIBE, UNSUBSCRIBE.
+        6 | 8 | 10 => flags == 0b0010,
+        1..=14 => flags == 0,
+        _ => false,
+    }
+}
+
+/// [`first_byte_ok`] of the byte values `64 * k .. 64 * k + 64`, as bits.
+const fn first_byte_word(k: u8) -> u64 {
+    let mut w = 0u64;
+    let mut i = 0u8;
+    while i < 64 {
+        if first_byte_ok(k * 64 + i) {
+            w |= 1 << i;
+        }
+        i += 1;
+    }
+    w
+}
+
+/// [`first_byte_ok`] of every byte value, as a 256-bit set.
+const FIRST_BYTES: [u64; 4] = [
+    first_byte_word(0),
+    first_byte_word(1),
+    first_byte_word(2),
+    first_byte_word(3),
+];
+
+#[inline(always)]
+fn first_byte_valid(b: u8) -> bool {
+    // `b >> 6` is below 4, so `get` never misses (and compiles to no check).
+    let word = FIRST_BYTES.get(usize::from(b >> 6)).copied().unwrap_or(0);
+    (word >> (b & 63)) & 1 != 0
+}
+
+/// Why a first byte that [`first_byte_valid`] refused is invalid.
+#[cold]
+#[inline(never)]
+fn first_byte_error(first: u8, v: ProtocolVersion) -> DecodeError {
+    let ty = first >> 4;
+    match PacketType::from_u8(ty) {
+        Some(PacketType::Auth) if !v.is_v5() => DecodeError::ReservedPacketType(ty),
+        Some(t) => match check_flags(t, first & 0x0f) {
+            Err(e) => e,
+            // Unreachable: the table and `check_flags` state the same rules.
+            Ok(()) => DecodeError::ReservedPacketType(ty),
+        },
+        None => DecodeError::ReservedPacketType(ty),
+    }
+}
+
 /// MQTT 5.0 §2.1.3 / 3.1.1 §2.2.2: the flags of every packet type.
-#[inline]
 fn check_flags(t: PacketType, flags: u8) -> Result<(), DecodeError> {
     if t == PacketType::Publish {
         let qos = (flags >> 1) & 0b11;
@@ -218,12 +284,10 @@ pub fn decode(buf: &mut BytesMut, cfg: &DecodeConfig) -> Result<Option<Packet>, 
     // through `decode_body(..).map(Some)` costs a copy of the whole
     // `Packet` per step.
     if h.packet_type == PacketType::Publish {
-        let mut frame = buf.split_to(len).freeze();
-        frame.advance(h.header_len);
-        return match Publish::decode(frame, h.flags, cfg.version) {
-            Ok(p) => Ok(Some(Packet::Publish(p))),
-            Err(e) => Err(e),
-        };
+        let frame = buf.split_to(len).freeze();
+        return Publish::decode_with(frame, h.header_len, h.flags, cfg.version, |p| {
+            Some(Packet::Publish(p))
+        });
     }
     if let Some(p) = buf
         .get(h.header_len..len)
@@ -255,12 +319,10 @@ pub fn decode_bytes(buf: &mut Bytes, cfg: &DecodeConfig) -> Result<Option<Packet
     // through `decode_body(..).map(Some)` costs a copy of the whole
     // `Packet` per step.
     if h.packet_type == PacketType::Publish {
-        let mut frame = buf.split_to(len);
-        frame.advance(h.header_len);
-        return match Publish::decode(frame, h.flags, cfg.version) {
-            Ok(p) => Ok(Some(Packet::Publish(p))),
-            Err(e) => Err(e),
-        };
+        let frame = buf.split_to(len);
+        return Publish::decode_with(frame, h.header_len, h.flags, cfg.version, |p| {
+            Some(Packet::Publish(p))
+        });
     }
     if let Some(p) = buf
         .get(h.header_len..len)
@@ -644,4 +706,34 @@ pub(crate) fn v5_only(
         return Err(EncodeError::NotInVersion { what, version: v });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first-byte table refuses exactly what the per-type rules refuse,
+    /// with the same error, in every version.
+    #[test]
+    fn first_byte_table_matches_the_flag_rules() {
+        for v in [
+            ProtocolVersion::V3_1,
+            ProtocolVersion::V3_1_1,
+            ProtocolVersion::V5,
+        ] {
+            let cfg = DecodeConfig::new(v);
+            for b in 0..=255u8 {
+                let ty = b >> 4;
+                let expected = match PacketType::from_u8(ty) {
+                    Some(PacketType::Auth) if !v.is_v5() => {
+                        Err(DecodeError::ReservedPacketType(ty))
+                    }
+                    Some(t) => check_flags(t, b & 0x0f).map(|()| t),
+                    None => Err(DecodeError::ReservedPacketType(ty)),
+                };
+                let got = FixedHeader::parse(&[b, 0], &cfg).map(|h| h.map(|h| h.packet_type));
+                assert_eq!(got, expected.map(Some), "first byte {b:#04x}, {v:?}");
+            }
+        }
+    }
 }

@@ -63,13 +63,21 @@ impl Publish {
         self.delivery.packet_id()
     }
 
-    #[inline]
-    pub(crate) fn decode(
-        mut body: Bytes,
+    /// Decodes a PUBLISH whose body starts at byte `at` of `frame` and
+    /// runs to its end, and hands it to `wrap` (so the caller's packet and
+    /// result are built in place, not moved into): the topic and property
+    /// entries are slices of `frame`, and the payload is `frame` itself,
+    /// advanced (one reference count fewer than slicing it out).
+    #[inline(always)]
+    pub(crate) fn decode_with<T>(
+        mut frame: Bytes,
+        at: usize,
         flags: u8,
         v: ProtocolVersion,
-    ) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(&body, PacketType::Publish);
+        wrap: impl FnOnce(Publish) -> T,
+    ) -> Result<T, DecodeError> {
+        let mut r = Reader::new(&frame, PacketType::Publish);
+        r.skip_to(at);
         let r = &mut r;
         // Flags were checked with the fixed header (QoS 3, DUP at QoS 0).
         let dup = flags & 0b1000 != 0;
@@ -87,30 +95,35 @@ impl Publish {
             }
             // Built in place: no properties to decode and move.
             let at = r.pos();
-            body.advance(at);
-            return Ok(Publish {
+            frame.advance(at);
+            return Ok(wrap(Publish {
                 dup,
                 delivery,
                 retain,
                 topic,
-                payload: body,
+                payload: frame,
                 properties: PublishProperties::default(),
-            });
+            }));
         }
         let properties = PublishProperties::decode(r)?;
         if topic.is_none() && properties.topic_alias.is_none() {
             return Err(DecodeError::MissingTopic);
         }
         let at = r.pos();
-        body.advance(at);
-        Ok(Publish {
+        frame.advance(at);
+        Ok(wrap(Publish {
             dup,
             delivery,
             retain,
             topic,
-            payload: body,
+            payload: frame,
             properties,
-        })
+        }))
+    }
+
+    #[inline]
+    pub(crate) fn decode(body: Bytes, flags: u8, v: ProtocolVersion) -> Result<Self, DecodeError> {
+        Self::decode_with(body, 0, flags, v, |p| p)
     }
 }
 
