@@ -96,12 +96,12 @@ pub enum Event {
 /// options live in the subscription tree. A boxed string per filter
 /// (16 bytes and the text) rather than a parsed `SubscriptionFilter` and
 /// its options (72 bytes and the text): the list is read only when the
-/// session subscribes, unsubscribes or ends. A boxed slice, not a `Vec`
-/// (16 bytes inline instead of 24): it is resized on every change, which
-/// costs a copy of the list per SUBSCRIBE / UNSUBSCRIBE of a filter,
-/// bounded by `max_subscriptions_per_session`.
+/// session subscribes, unsubscribes or ends. Bounded by
+/// `max_subscriptions_per_session`. (A boxed slice would save 8 bytes but
+/// copy the whole list on every new filter: quadratic for a session that
+/// subscribes to many.)
 #[derive(Debug, Default)]
-struct SubList(Box<[Box<str>]>);
+struct SubList(Vec<Box<str>>);
 
 impl SubList {
     fn find(&self, f: &str) -> Result<usize, usize> {
@@ -117,13 +117,13 @@ impl SubList {
         match self.find(f) {
             Ok(_) => false,
             Err(i) => {
-                let mut v = Vec::with_capacity(self.0.len() + 1);
-                let old = std::mem::take(&mut self.0).into_vec();
-                let mut old = old.into_iter();
-                v.extend(old.by_ref().take(i));
-                v.push(f.into());
-                v.extend(old);
-                self.0 = v.into_boxed_slice();
+                // Grow one entry at a time while small: most sessions hold
+                // one or two subscriptions, and `Vec`'s first growth
+                // reserves four. Beyond four, the usual doubling.
+                if self.0.len() < 4 {
+                    self.0.reserve_exact(1);
+                }
+                self.0.insert(i, f.into());
                 true
             }
         }
@@ -134,9 +134,10 @@ impl SubList {
         let Ok(i) = self.find(f) else {
             return false;
         };
-        let mut v = std::mem::take(&mut self.0).into_vec();
-        v.remove(i);
-        self.0 = v.into_boxed_slice();
+        self.0.remove(i);
+        if self.0.is_empty() {
+            self.0 = Vec::new();
+        }
         true
     }
 
