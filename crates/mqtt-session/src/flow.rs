@@ -531,12 +531,19 @@ impl Core {
     /// Drops the read and write buffers when they hold nothing (an empty
     /// `BytesMut` still pins its last allocation), and empty QoS tables.
     pub(crate) fn release_idle_buffers(&mut self) {
-        if self
-            .bufs
-            .as_ref()
-            .is_some_and(|b| b.read.is_empty() && b.out.is_empty())
-        {
-            self.bufs = None;
+        if let Some(b) = &mut self.bufs {
+            if b.read.is_empty() && b.out.is_empty() {
+                self.bufs = None;
+            } else {
+                // One holds bytes (a partial packet, unsent output): the
+                // other still gives back the allocation it pins.
+                if b.read.is_empty() {
+                    b.read = BytesMut::new();
+                }
+                if b.out.is_empty() {
+                    b.out = BytesMut::new();
+                }
+            }
         }
         self.flows.out.release_if_empty();
         self.flows.in_qos2.release_if_empty();
