@@ -17,6 +17,11 @@
 //!   `mqtt` subprotocol); they only hand the run loop bytes.
 
 mod acl;
+#[cfg(unix)]
+mod direct;
+#[cfg(not(unix))]
+#[path = "direct_portable.rs"]
+mod direct;
 mod net;
 mod passwd;
 mod persist;
@@ -337,7 +342,22 @@ async fn serve(
         }
         Ok(out)
     };
-    let mut bound = bind(&args.listen, Kind::Plain)?;
+    // Plain TCP: read and written by the broker task itself where the
+    // platform allows (`direct`), else a task per connection.
+    let mut plain = Vec::new();
+    let mut bound = Vec::new();
+    for addr in &args.listen {
+        let l = std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        log(&format!("listening on mqtt://{}", l.local_addr()?));
+        if cfg!(unix) {
+            plain.push(l);
+        } else {
+            l.set_nonblocking(true)?;
+            bound.push((TcpListener::from_std(l)?, Kind::Plain));
+        }
+    }
+    let direct = direct::Direct::new(plain, args.max_write_buffer)?;
     if let Some(acceptor) = tls {
         bound.extend(bind(&args.tls_listen, Kind::Tls(acceptor))?);
     }
@@ -348,6 +368,7 @@ async fn serve(
 
     let mut broker_task = tokio::spawn(net::run_broker(
         broker,
+        direct,
         inbox,
         to_broker.downgrade(),
         args.max_write_buffer,

@@ -60,6 +60,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+use crate::direct::{Direct, Sent};
 use crate::persist::Storage;
 use crate::policy::Policy;
 
@@ -276,12 +277,14 @@ impl Drop for Link {
 /// sleeps until the next deadline. Returns after [`ToBroker::Shutdown`].
 pub(crate) async fn run_broker(
     broker: Core,
+    direct: Direct,
     mut inbox: mpsc::Receiver<ToBroker>,
     me: mpsc::WeakSender<ToBroker>,
     max_write_buffer: usize,
 ) -> io::Result<()> {
     let mut task = BrokerTask {
         broker,
+        direct,
         links: HashMap::new(),
         max_write_buffer,
         gone: Vec::new(),
@@ -289,13 +292,17 @@ pub(crate) async fn run_broker(
     };
     let mut running = true;
     while running {
-        let deadline = task.broker.poll_timeout();
+        let deadline = match (task.broker.poll_timeout(), task.direct.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let sleep = async {
             match deadline {
                 Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
                 None => std::future::pending().await,
             }
         };
+        let hot = task.direct.is_hot();
         tokio::select! {
             msg = inbox.recv() => {
                 let Some(msg) = msg else { break };
@@ -308,18 +315,38 @@ pub(crate) async fn run_broker(
                     n += 1;
                 }
             }
-            () = sleep => task.broker.handle_timeout(Instant::now()),
+            // A socket or listener is ready (the turn below handles it).
+            r = task.direct.ready(), if !hot => r?,
+            // Some socket had more to read than one turn takes.
+            () = std::future::ready(()), if hot => {}
+            () = sleep => {
+                let now = Instant::now();
+                if task.broker.poll_timeout().is_some_and(|t| t <= now) {
+                    task.broker.handle_timeout(now);
+                }
+                task.direct.expire(now, &mut task.broker);
+            }
+        }
+        if running {
+            task.direct.turn(&mut task.broker, &mut task.gone);
         }
         task.drain()?;
     }
-    // Dropping the links lets every writer flush what it has (the
-    // DISCONNECTs of the shutdown) and close.
+    // Dropping the links lets every writer task flush what it has (the
+    // DISCONNECTs of the shutdown) and close; the direct connections get
+    // the same here.
+    let BrokerTask { direct, links, .. } = task;
+    drop(links);
+    direct.linger(Duration::from_secs(3)).await;
     Ok(())
 }
 
 /// What the broker task owns.
 struct BrokerTask {
     broker: Core,
+    /// Plain TCP connections, read and written by this task.
+    direct: Direct,
+    /// Connections with a task of their own (TLS, WebSocket).
     links: HashMap<ConnectionId, Link>,
     /// `--max-write-buffer`.
     max_write_buffer: usize,
@@ -358,9 +385,9 @@ impl BrokerTask {
                 let _ = self.broker.authenticated(id, now, decision);
             }
             ToBroker::Shutdown => {
-                for id in self.links.keys() {
+                for id in self.links.keys().copied().chain(self.direct.ids()) {
                     let _ = self.broker.disconnect(
-                        *id,
+                        id,
                         now,
                         mqtt_wire::DisconnectReasonCode::ServerShuttingDown,
                     );
@@ -386,7 +413,17 @@ impl BrokerTask {
             let mut busy = false;
             while let Some((id, bytes)) = self.broker.poll_transmit() {
                 busy = true;
-                if let Some(link) = self.links.get(&id) {
+                if self.direct.contains(id) {
+                    match self.direct.send(id, bytes) {
+                        Sent::Done => {}
+                        Sent::Slow => slow.push(id),
+                        Sent::Failed => {
+                            let now = Instant::now();
+                            self.direct
+                                .failed(id, now, &mut self.broker, &mut self.gone);
+                        }
+                    }
+                } else if let Some(link) = self.links.get(&id) {
                     // Never wait for a client: a full queue means it is
                     // slow (one chunk of any size gets through an empty
                     // queue).
@@ -400,7 +437,12 @@ impl BrokerTask {
                 self.on_event(event);
             }
             for id in slow.drain(..) {
-                if let Some(link) = self.links.get(&id) {
+                if let Some(peer) = self.direct.peer(id) {
+                    busy = true;
+                    log(&format!("close {id} ({peer}): reads too slowly"));
+                    self.direct.kill(id);
+                    self.broker.handle_closed(id, Instant::now());
+                } else if let Some(link) = self.links.get(&id) {
                     busy = true;
                     log(&format!("close {id} ({}): reads too slowly", link.peer));
                     link.pipe.kill();
@@ -414,14 +456,16 @@ impl BrokerTask {
         }
         for id in self.gone.drain(..) {
             self.links.remove(&id);
+            self.direct.forget(id);
         }
         Ok(())
     }
 
     fn peer(&self, id: ConnectionId) -> String {
-        self.links
-            .get(&id)
-            .map_or_else(|| "?".to_owned(), |l| l.peer.to_string())
+        self.direct
+            .peer(id)
+            .or_else(|| self.links.get(&id).map(|l| l.peer))
+            .map_or_else(|| "?".to_owned(), |p| p.to_string())
     }
 
     fn on_event(&mut self, event: Event) {
@@ -462,9 +506,11 @@ impl BrokerTask {
                 ));
             }
             Event::Close(id) => {
-                // Dropping the link closes the transport after what is
-                // queued.
-                self.links.remove(&id);
+                // The transport closes after what is queued (dropping a
+                // link does that for its task).
+                if !self.direct.close(id, Instant::now()) {
+                    self.links.remove(&id);
+                }
             }
             Event::Authenticate { id, connect } => {
                 // Policy::authenticate defers password checks: hash off the

@@ -1,0 +1,825 @@
+//! Plain TCP connections without a task each: the broker task reads and
+//! writes their sockets itself, when they are ready.
+//!
+//! ```text
+//!   tokio's reactor ──── one registration: the epoll (kqueue) instance below
+//!                                  │ readable = some socket here is ready
+//!   broker task ─ turn() ─► mio::Poll (epoll, kqueue) ─► listeners, sockets
+//!       │  accept, read ──► Broker::accept / handle_read   (no copy, no hop)
+//!       └─ drain ─────────► write at once; what the socket refuses waits in
+//!                           the connection's queue until it is writable
+//! ```
+//!
+//! Why: a task per connection costs its future and header (~600 B),
+//! tokio's registration of its socket (~256 B) and a hand-off structure,
+//! held by every idle connection; and every message crosses three tasks
+//! (reader, broker, writer). Here an idle connection is one slot of a
+//! table (its socket, its id, its peer: 64 bytes) and an entry in an id
+//! index, and a message costs the system calls mosquitto's loop makes:
+//! the wake-up, one read, one write per connection written to.
+//!
+//! The sockets are registered in a `mio::Poll` of their own, and only
+//! that poll's descriptor is registered with tokio ([`AsyncFd`]): it is
+//! readable while any of its sockets has an event. Registration is
+//! edge-triggered, so the rules are mio's: a socket is read until a read
+//! returns less than the buffer (a stream socket then had no more; the next
+//! bytes raise a new edge), `WouldBlock` or the end; a socket that still
+//! had data after [`READS_PER_TURN`] reads goes on the `hot` list and is
+//! read again on the next turn, after the others had theirs.
+//!
+//! TLS and WebSocket connections keep their task (see `net`): their
+//! handshakes and framing are async code in their libraries.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Token};
+use mqtt_broker::ConnectionId;
+use tokio::io::unix::AsyncFd;
+
+use crate::net::{log, Core};
+
+/// Bytes asked of a socket per read (the buffer is shared by all sockets).
+const READ_SIZE: usize = 64 * 1024;
+/// Full reads of one socket per turn before the others get theirs.
+const READS_PER_TURN: usize = 4;
+/// Connections accepted from one listener per turn.
+const ACCEPTS_PER_TURN: usize = 256;
+/// Readiness events taken from the poll at a time.
+const EVENTS: usize = 512;
+/// Chunks handed to one vectored write.
+const WRITE_SLICES: usize = 64;
+/// How long a closed connection may take to accept what was queued for it
+/// (its last DISCONNECT, say) before it is cut.
+const LINGER: Duration = Duration::from_secs(5);
+/// Pause before accepting again after `accept` failed (out of descriptors).
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// What [`Direct::send`] did with the bytes.
+pub(crate) enum Sent {
+    /// Written, queued, or dropped for a connection already gone.
+    Done,
+    /// More than `--max-write-buffer` bytes would wait: the client reads
+    /// too slowly. Nothing was queued; close it with [`Direct::kill`].
+    Slow,
+    /// The socket failed: tell the broker the transport is closed.
+    Failed,
+}
+
+/// The plain TCP listeners and connections, driven by the broker task.
+pub(crate) struct Direct {
+    poll: AsyncFd<mio::Poll>,
+    events: Events,
+    listeners: Vec<TcpListener>,
+    /// Connection slots; a connection's [`Token`] is its slot's index.
+    slots: Vec<Slot>,
+    /// Head of the free slots' list.
+    free: Option<u32>,
+    /// The broker's id of a connection to its slot.
+    index: HashMap<ConnectionId, u32>,
+    /// Where every socket is read into.
+    scratch: Box<[u8]>,
+    /// Sockets and listeners with more to read or accept: next turn.
+    hot: Vec<Token>,
+    /// Closed by the broker, still writing their queue: cut at the instant.
+    closing: VecDeque<(Instant, u32, ConnectionId)>,
+    /// After a failed `accept`: when to try the listeners again.
+    accept_again: Option<Instant>,
+    /// `--max-write-buffer`.
+    max_write_buffer: usize,
+}
+
+enum Slot {
+    Free(Option<u32>),
+    Used(Conn),
+}
+
+/// One connection: 64 bytes while idle.
+struct Conn {
+    stream: TcpStream,
+    state: State,
+    id: ConnectionId,
+    /// What the socket did not take yet; allocated only then.
+    out: Option<Box<Out>>,
+    peer: SocketAddr,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// Closed by the broker: write the queue, then close.
+    Closing,
+    /// The transport ended (or failed); the broker was told. The slot goes
+    /// at [`Direct::forget`], after the broker's last log line about it.
+    Gone,
+}
+
+#[derive(Default)]
+struct Out {
+    chunks: VecDeque<Bytes>,
+    /// Bytes in `chunks`.
+    queued: usize,
+}
+
+fn listener_token(i: usize) -> Token {
+    Token(usize::MAX - i)
+}
+
+impl Direct {
+    /// Takes over `listeners` (bound, any blocking mode).
+    pub(crate) fn new(
+        listeners: Vec<std::net::TcpListener>,
+        max_write_buffer: usize,
+    ) -> io::Result<Self> {
+        let poll = mio::Poll::new()?;
+        let mut mine = Vec::with_capacity(listeners.len());
+        for (i, l) in listeners.into_iter().enumerate() {
+            l.set_nonblocking(true)?;
+            let mut l = TcpListener::from_std(l);
+            poll.registry()
+                .register(&mut l, listener_token(i), Interest::READABLE)?;
+            mine.push(l);
+        }
+        // `AsyncFd::new` is deprecated for `AsyncFd::register`, which is
+        // `unsafe` (its caller promises the descriptor stays open while
+        // registered) and this workspace forbids `unsafe`. The promise holds
+        // here by construction: the `AsyncFd` owns the `mio::Poll`, and the
+        // `mio::Poll` owns its descriptor.
+        #[allow(deprecated)]
+        let poll = AsyncFd::new(poll)?;
+        Ok(Direct {
+            poll,
+            events: Events::with_capacity(EVENTS),
+            listeners: mine,
+            slots: Vec::new(),
+            free: None,
+            index: HashMap::new(),
+            scratch: vec![0; READ_SIZE].into_boxed_slice(),
+            hot: Vec::new(),
+            closing: VecDeque::new(),
+            accept_again: None,
+            max_write_buffer,
+        })
+    }
+
+    /// True when a turn has work without waiting for the poll.
+    pub(crate) fn is_hot(&self) -> bool {
+        !self.hot.is_empty()
+    }
+
+    /// Resolves when some socket or listener has an event (the poll's
+    /// descriptor is readable). Does not consume the readiness: the next
+    /// [`Direct::turn`] does.
+    pub(crate) async fn ready(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll.poll_read_ready(cx).map_ok(drop)).await
+    }
+
+    /// The next instant [`Direct::expire`] has something to do.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        let linger = self.closing.front().map(|(t, ..)| *t);
+        match (linger, self.accept_again) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Cuts the connections that lingered too long, retries the listeners.
+    pub(crate) fn expire(&mut self, now: Instant, broker: &mut Core) {
+        while let Some(&(t, slot, id)) = self.closing.front() {
+            if t > now {
+                break;
+            }
+            self.closing.pop_front();
+            // The slot may serve another connection by now.
+            if matches!(self.conn(slot), Some(c) if c.state == State::Closing && c.id == id) {
+                self.remove(slot);
+            }
+        }
+        if self.accept_again.is_some_and(|t| t <= now) {
+            self.accept_again = None;
+            for i in 0..self.listeners.len() {
+                self.accept(i, now, broker);
+            }
+        }
+    }
+
+    /// Handles what is ready: accepts, reads (into the broker), writes what
+    /// waited for room. Connections whose transport ended are pushed on
+    /// `gone` (the broker was told), for [`Direct::forget`] after the
+    /// drain.
+    pub(crate) fn turn(&mut self, broker: &mut Core, gone: &mut Vec<ConnectionId>) {
+        let now = Instant::now();
+        // Last turn's unfinished work first, then the new events.
+        for token in std::mem::take(&mut self.hot) {
+            self.readable(token, now, broker, gone);
+        }
+        // Not waiting: the readiness guard, if the poll is readable.
+        let mut cx = Context::from_waker(Waker::noop());
+        let Poll::Ready(Ok(mut guard)) = self.poll.poll_read_ready_mut(&mut cx) else {
+            return;
+        };
+        match guard
+            .get_inner_mut()
+            .poll(&mut self.events, Some(Duration::ZERO))
+        {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return,
+            Err(e) => {
+                log(&format!("error: polling the sockets failed: {e}"));
+                return;
+            }
+        }
+        // Fewer events than room: the poll was drained as this guard's
+        // readiness stood (a later event raises a new one). A full batch
+        // leaves the readiness set, so the next turn comes at once.
+        let mut n = 0;
+        for _ in self.events.iter() {
+            n += 1;
+        }
+        if n < EVENTS {
+            guard.clear_ready();
+        }
+        drop(guard);
+        // Out of `self` while its events are handled (no allocation: an
+        // empty `Events` holds none).
+        let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        for e in events.iter() {
+            let token = e.token();
+            if e.is_writable() || e.is_write_closed() {
+                if let Some(slot) = self.slot_of(token) {
+                    if self.flush(slot).is_err() {
+                        self.fail(slot, now, broker, gone);
+                    }
+                }
+            }
+            if e.is_readable() || e.is_read_closed() || e.is_error() {
+                self.readable(token, now, broker, gone);
+            }
+        }
+        self.events = events;
+    }
+
+    /// A listener: accept; a connection: read into the broker.
+    fn readable(
+        &mut self,
+        token: Token,
+        now: Instant,
+        broker: &mut Core,
+        gone: &mut Vec<ConnectionId>,
+    ) {
+        let i = usize::MAX - token.0;
+        if i < self.listeners.len() {
+            if self.accept(i, now, broker) {
+                self.hot.push(token);
+            }
+            return;
+        }
+        let Some(slot) = self.slot_of(token) else {
+            return;
+        };
+        for _ in 0..READS_PER_TURN {
+            let Some(Slot::Used(c)) = self.slots.get_mut(slot as usize) else {
+                return;
+            };
+            if c.state != State::Open {
+                return;
+            }
+            match c.stream.read(&mut self.scratch) {
+                Ok(0) => {
+                    c.state = State::Gone;
+                    broker.handle_closed(c.id, now);
+                    gone.push(c.id);
+                    return;
+                }
+                Ok(n) => {
+                    broker.handle_read(c.id, now, self.scratch.get(..n).unwrap_or_default());
+                    if n < self.scratch.len() {
+                        return; // drained: the next bytes raise a new event
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.fail(slot, now, broker, gone);
+                    return;
+                }
+            }
+        }
+        self.hot.push(token);
+    }
+
+    /// Accepts from listener `i`; true when it may have more.
+    fn accept(&mut self, i: usize, now: Instant, broker: &mut Core) -> bool {
+        for _ in 0..ACCEPTS_PER_TURN {
+            let Some(l) = self.listeners.get(i) else {
+                return false;
+            };
+            let (stream, peer) = match l.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Out of descriptors, most likely: wait, don't spin.
+                    log(&format!("accept failed: {e}"));
+                    self.accept_again = Some(now + ACCEPT_RETRY);
+                    return false;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            match broker.accept(now) {
+                Ok(id) => {
+                    if let Err(e) = self.insert(stream, id, peer) {
+                        log(&format!("refuse {peer}: {e}"));
+                        broker.handle_closed(id, now);
+                    }
+                }
+                // Dropping the stream closes it.
+                Err(e) => log(&format!("refuse {peer}: {e}")),
+            }
+        }
+        true
+    }
+
+    /// Registers a new connection.
+    fn insert(
+        &mut self,
+        mut stream: TcpStream,
+        id: ConnectionId,
+        peer: SocketAddr,
+    ) -> io::Result<()> {
+        let slot = match self.free {
+            Some(s) => s,
+            None => u32::try_from(self.slots.len())
+                .ok()
+                .filter(|&s| (s as usize) < usize::MAX - self.listeners.len())
+                .ok_or_else(|| io::Error::other("too many connections"))?,
+        };
+        self.poll.get_ref().registry().register(
+            &mut stream,
+            Token(slot as usize),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        let conn = Slot::Used(Conn {
+            stream,
+            state: State::Open,
+            id,
+            out: None,
+            peer,
+        });
+        match self.slots.get_mut(slot as usize) {
+            Some(s) => {
+                let Slot::Free(next) = std::mem::replace(s, conn) else {
+                    // The free list only holds free slots.
+                    return Err(io::Error::other("connection table corrupt"));
+                };
+                self.free = next;
+            }
+            None => self.slots.push(conn),
+        }
+        self.index.insert(id, slot);
+        Ok(())
+    }
+
+    fn slot_of(&self, token: Token) -> Option<u32> {
+        let slot = u32::try_from(token.0).ok()?;
+        matches!(self.slots.get(slot as usize), Some(Slot::Used(_))).then_some(slot)
+    }
+
+    fn conn(&self, slot: u32) -> Option<&Conn> {
+        match self.slots.get(slot as usize) {
+            Some(Slot::Used(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn conn_mut(&mut self, slot: u32) -> Option<&mut Conn> {
+        match self.slots.get_mut(slot as usize) {
+            Some(Slot::Used(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Whether `id` is one of these connections.
+    pub(crate) fn contains(&self, id: ConnectionId) -> bool {
+        self.index.contains_key(&id)
+    }
+
+    /// The connections' ids (for the shutdown).
+    pub(crate) fn ids(&self) -> impl Iterator<Item = ConnectionId> + '_ {
+        self.index.keys().copied()
+    }
+
+    /// The peer address of `id`, for the log.
+    pub(crate) fn peer(&self, id: ConnectionId) -> Option<SocketAddr> {
+        let slot = *self.index.get(&id)?;
+        self.conn(slot).map(|c| c.peer)
+    }
+
+    /// Writes `bytes` to `id` now, queueing what the socket does not take.
+    pub(crate) fn send(&mut self, id: ConnectionId, mut bytes: Bytes) -> Sent {
+        let Some(&slot) = self.index.get(&id) else {
+            return Sent::Done;
+        };
+        let max = self.max_write_buffer;
+        let Some(c) = self.conn_mut(slot) else {
+            return Sent::Done;
+        };
+        if c.state == State::Gone {
+            return Sent::Done;
+        }
+        if let Some(out) = &mut c.out {
+            // Behind what already waits. One chunk of any size gets
+            // through an empty queue.
+            if out.queued + bytes.len() > max || out.chunks.len() >= 1024 {
+                return Sent::Slow;
+            }
+            out.queued += bytes.len();
+            out.chunks.push_back(bytes);
+            return Sent::Done;
+        }
+        loop {
+            match c.stream.write(&bytes) {
+                Ok(0) => return Sent::Failed,
+                Ok(n) if n == bytes.len() => return Sent::Done,
+                Ok(n) => bytes.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // The socket is full: the rest waits for its writable
+                    // event.
+                    let mut out = Box::<Out>::default();
+                    out.queued = bytes.len();
+                    out.chunks.push_back(bytes);
+                    c.out = Some(out);
+                    return Sent::Done;
+                }
+                Err(_) => return Sent::Failed,
+            }
+        }
+    }
+
+    /// Writes what waits for `slot` until the socket is full. A closing
+    /// connection whose queue is out is closed.
+    fn flush(&mut self, slot: u32) -> io::Result<()> {
+        let Some(c) = self.conn_mut(slot) else {
+            return Ok(());
+        };
+        if c.state == State::Gone {
+            return Ok(());
+        }
+        if let Some(out) = &mut c.out {
+            while !out.chunks.is_empty() {
+                let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+                let mut k = 0;
+                for (slice, chunk) in slices.iter_mut().zip(&out.chunks) {
+                    *slice = IoSlice::new(chunk);
+                    k += 1;
+                }
+                let mut n = match c.stream.write_vectored(slices.get(..k).unwrap_or_default()) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) => return Err(e),
+                };
+                out.queued -= n;
+                while n > 0 {
+                    let Some(front) = out.chunks.front_mut() else {
+                        break;
+                    };
+                    if n >= front.len() {
+                        n -= front.len();
+                        out.chunks.pop_front();
+                    } else {
+                        front.advance(n);
+                        n = 0;
+                    }
+                }
+            }
+            // Drained: an idle connection keeps no queue memory.
+            c.out = None;
+        }
+        if c.state == State::Closing {
+            let _ = c.stream.shutdown(Shutdown::Write);
+            self.remove(slot);
+        }
+        Ok(())
+    }
+
+    /// The broker closed `id`: write what waits, then close the socket (at
+    /// once when nothing waits). False when `id` is not one of these.
+    pub(crate) fn close(&mut self, id: ConnectionId, now: Instant) -> bool {
+        let Some(&slot) = self.index.get(&id) else {
+            return false;
+        };
+        let Some(c) = self.conn_mut(slot) else {
+            return false;
+        };
+        if c.state == State::Open {
+            c.state = State::Closing;
+            if c.out.is_some() {
+                self.closing.push_back((now + LINGER, slot, id));
+                return true;
+            }
+        }
+        // Nothing waits (or a failed socket): close now.
+        if self.flush(slot).is_err() {
+            self.remove(slot);
+        }
+        true
+    }
+
+    /// A slow client: close at once, dropping what waits.
+    pub(crate) fn kill(&mut self, id: ConnectionId) {
+        if let Some(&slot) = self.index.get(&id) {
+            self.remove(slot);
+        }
+    }
+
+    /// The socket of `slot` failed: tell the broker.
+    fn fail(&mut self, slot: u32, now: Instant, broker: &mut Core, gone: &mut Vec<ConnectionId>) {
+        let Some(c) = self.conn_mut(slot) else {
+            return;
+        };
+        match c.state {
+            State::Open => {
+                c.state = State::Gone;
+                c.out = None;
+                broker.handle_closed(c.id, now);
+                gone.push(c.id);
+            }
+            // The broker is done with it already.
+            State::Closing => self.remove(slot),
+            State::Gone => {}
+        }
+    }
+
+    /// The socket failed while the broker's output was handed over (a
+    /// [`Sent::Failed`]): tell the broker, forget the slot after the drain.
+    pub(crate) fn failed(
+        &mut self,
+        id: ConnectionId,
+        now: Instant,
+        broker: &mut Core,
+        gone: &mut Vec<ConnectionId>,
+    ) {
+        if let Some(&slot) = self.index.get(&id) {
+            self.fail(slot, now, broker, gone);
+        }
+    }
+
+    /// Drops connections whose transport ended (after the broker's log
+    /// lines about them).
+    pub(crate) fn forget(&mut self, id: ConnectionId) {
+        if let Some(&slot) = self.index.get(&id) {
+            if matches!(self.conn(slot), Some(c) if c.state == State::Gone) {
+                self.remove(slot);
+            }
+        }
+    }
+
+    /// Frees a slot; dropping the socket closes it (and takes it out of the
+    /// poll).
+    fn remove(&mut self, slot: u32) {
+        let Some(s) = self.slots.get_mut(slot as usize) else {
+            return;
+        };
+        if let Slot::Used(c) = std::mem::replace(s, Slot::Free(self.free)) {
+            self.index.remove(&c.id);
+            self.free = Some(slot);
+        } else {
+            // It was free already: put it back as it was.
+            *s = Slot::Free(self.free);
+        }
+        if self.index.is_empty() {
+            // Every connection gone: give the table's memory back.
+            self.slots = Vec::new();
+            self.free = None;
+            self.index = HashMap::new();
+        }
+    }
+
+    /// True while some connection still has bytes waiting.
+    fn writing(&self) -> bool {
+        self.slots
+            .iter()
+            .any(|s| matches!(s, Slot::Used(c) if c.out.is_some() && c.state != State::Gone))
+    }
+
+    /// At shutdown: gives the connections up to `limit` to take what was
+    /// queued for them (the DISCONNECTs), then closes them all.
+    pub(crate) async fn linger(mut self, limit: Duration) {
+        let end = tokio::time::Instant::now() + limit;
+        // Connections with nothing waiting close now.
+        let ids: Vec<ConnectionId> = self.ids().collect();
+        for id in ids {
+            self.close(id, Instant::now());
+        }
+        while self.writing() {
+            match tokio::time::timeout_at(end, self.ready()).await {
+                Ok(Ok(())) => {}
+                _ => break,
+            }
+            let mut cx = Context::from_waker(Waker::noop());
+            let Poll::Ready(Ok(mut guard)) = self.poll.poll_read_ready_mut(&mut cx) else {
+                continue;
+            };
+            if guard
+                .get_inner_mut()
+                .poll(&mut self.events, Some(Duration::ZERO))
+                .is_err()
+            {
+                break;
+            }
+            guard.clear_ready();
+            drop(guard);
+            let tokens: Vec<Token> = self.events.iter().map(|e| e.token()).collect();
+            for token in tokens {
+                if let Some(slot) = self.slot_of(token) {
+                    if self.flush(slot).is_err() {
+                        self.remove(slot);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )]
+
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use mqtt_broker::{Broker, BrokerConfig};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    use tokio::sync::mpsc;
+
+    use super::Direct;
+    use crate::net::{run_broker, ToBroker};
+    use crate::persist::Storage;
+    use crate::policy::Policy;
+
+    /// 3.1.1 CONNECT, clean session, client id "a".
+    const CONNECT_A: &[u8] = b"\x10\x0d\x00\x04MQTT\x04\x02\x00\x00\x00\x01a";
+    const CONNACK: &[u8] = b"\x20\x02\x00\x00";
+    /// SUBSCRIBE packet id 1 to `t/x` at QoS 0, and its SUBACK.
+    const SUBSCRIBE: &[u8] = b"\x82\x08\x00\x01\x00\x03t/x\x00";
+    const SUBACK: &[u8] = b"\x90\x03\x00\x01\x00";
+    /// PUBLISH QoS 0 to `t/x`, payload "hi".
+    const PUBLISH: &[u8] = b"\x30\x07\x00\x03t/xhi";
+    const PINGREQ: &[u8] = b"\xc0\x00";
+    const PINGRESP: &[u8] = b"\xd0\x00";
+
+    /// A broker task with one direct listener on 127.0.0.1.
+    fn start(max_write_buffer: usize) -> (SocketAddr, mpsc::Sender<ToBroker>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let direct = Direct::new(vec![listener], max_write_buffer).unwrap();
+        let policy = Policy {
+            allow_anonymous: true,
+            passwords: None,
+            acl: None,
+        };
+        let core = Broker::with_store(BrokerConfig::default(), policy, Storage::none());
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(run_broker(
+            core,
+            direct,
+            rx,
+            tx.downgrade(),
+            max_write_buffer,
+        ));
+        (addr, tx)
+    }
+
+    async fn expect(s: &mut TcpStream, want: &[u8]) {
+        let mut got = vec![0; want.len()];
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut got))
+            .await
+            .expect("no answer in time")
+            .unwrap();
+        assert_eq!(got, want);
+    }
+
+    /// Connects with `connect`; checks the CONNACK (3.1.1: exactly
+    /// `CONNACK`; 5.0: success, whatever properties follow).
+    async fn client(addr: SocketAddr, connect: &[u8]) -> TcpStream {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(connect).await.unwrap();
+        if connect.get(8) == Some(&5) {
+            let mut head = [0; 2];
+            s.read_exact(&mut head).await.unwrap();
+            let mut body = vec![0; usize::from(head[1])];
+            s.read_exact(&mut body).await.unwrap();
+            assert_eq!((head[0], body.get(1)), (0x20, Some(&0)));
+        } else {
+            expect(&mut s, CONNACK).await;
+        }
+        s
+    }
+
+    /// Connect, subscribe, publish, ping: the bytes go through the broker
+    /// task's own reads and writes, and a message crosses connections.
+    #[tokio::test]
+    async fn a_message_crosses_direct_connections() {
+        let (addr, _tx) = start(1 << 20);
+        let mut sub = client(addr, CONNECT_A).await;
+        sub.write_all(SUBSCRIBE).await.unwrap();
+        expect(&mut sub, SUBACK).await;
+        let mut publ = client(addr, b"\x10\x0d\x00\x04MQTT\x04\x02\x00\x00\x00\x01b").await;
+        // Two packets in one write, split mid-packet: the core reassembles.
+        let mut two = PUBLISH.to_vec();
+        two.extend_from_slice(PINGREQ);
+        publ.write_all(&two[..4]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        publ.write_all(&two[4..]).await.unwrap();
+        expect(&mut publ, PINGRESP).await;
+        expect(&mut sub, PUBLISH).await;
+    }
+
+    /// A transport that ends without DISCONNECT reaches the broker (its
+    /// will is published).
+    #[tokio::test]
+    async fn an_abrupt_close_publishes_the_will() {
+        let (addr, _tx) = start(1 << 20);
+        let mut watcher = client(addr, CONNECT_A).await;
+        watcher
+            .write_all(b"\x82\x06\x00\x01\x00\x01w\x00")
+            .await
+            .unwrap();
+        expect(&mut watcher, b"\x90\x03\x00\x01\x00").await;
+        // Client "b" with a will on `w`, payload "bye".
+        let will = b"\x10\x15\x00\x04MQTT\x04\x06\x00\x00\x00\x01b\x00\x01w\x00\x03bye";
+        let gone = client(addr, will).await;
+        drop(gone);
+        expect(&mut watcher, b"\x30\x06\x00\x01wbye").await;
+    }
+
+    /// A subscriber that does not read is closed once more than
+    /// `max_write_buffer` bytes wait for it; the others go on.
+    #[tokio::test]
+    async fn a_reader_too_slow_is_closed_and_the_others_go_on() {
+        let max = 64 * 1024;
+        let (addr, _tx) = start(max);
+        let mut slow = client(addr, CONNECT_A).await;
+        slow.write_all(SUBSCRIBE).await.unwrap();
+        expect(&mut slow, SUBACK).await;
+        let mut publ = client(addr, b"\x10\x0d\x00\x04MQTT\x04\x02\x00\x00\x00\x01b").await;
+        // 32 KiB messages to `t/x` until well beyond what the sockets and
+        // the write bound can hold: 64 MiB.
+        let payload = 32 * 1024;
+        let mut msg = vec![0x30, 0x85, 0x80, 0x02, 0x00, 0x03, b't', b'/', b'x'];
+        assert_eq!(msg.len() - 4 + payload, 0x8005); // Remaining Length
+        msg.resize(msg.len() + payload, b'.');
+        for _ in 0..2048 {
+            publ.write_all(&msg).await.unwrap();
+        }
+        publ.write_all(PINGREQ).await.unwrap();
+        expect(&mut publ, PINGRESP).await;
+        // The slow one was cut: reading what reached its socket ends (end
+        // of stream or reset) long before 64 MiB.
+        let mut total = 0usize;
+        let mut buf = vec![0; 1 << 16];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), slow.read(&mut buf))
+                .await
+                .expect("the slow reader was not closed")
+            {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+        assert!(
+            total < 2048 * msg.len() / 2,
+            "{total} bytes reached the slow reader"
+        );
+    }
+
+    /// Shutdown: a 5.0 client gets DISCONNECT Server shutting down (0x8B),
+    /// then the end of the stream.
+    #[tokio::test]
+    async fn shutdown_disconnects_direct_clients() {
+        let (addr, tx) = start(1 << 20);
+        let mut c = client(addr, b"\x10\x0e\x00\x04MQTT\x05\x02\x00\x00\x00\x00\x01a").await;
+        tx.send(ToBroker::Shutdown).await.unwrap();
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut rest))
+            .await
+            .expect("not closed")
+            .unwrap();
+        assert_eq!(rest.first(), Some(&0xe0), "{rest:?}");
+        assert_eq!(rest.get(2), Some(&0x8b), "{rest:?}");
+    }
+}
