@@ -33,6 +33,18 @@ impl ConnectionId {
     pub fn as_u64(self) -> u64 {
         (u64::from(self.0.generation) << 32) | u64::from(self.0.index)
     }
+
+    /// The connection's slot in the broker's table: no two connections
+    /// open at the same time share one, a slot is reused once its
+    /// connection is gone (from [`Broker::handle_closed`], or once
+    /// [`Broker::poll_transmit`] reported its [`Event::Close`]), and slots stay
+    /// below the largest number of connections ever open at once. A
+    /// wrapper can index its own per-connection table with it (a `Vec`
+    /// rather than a hash map of ids); compare the whole id to tell the
+    /// uses of a slot apart.
+    pub fn slot(self) -> usize {
+        self.0.index as usize
+    }
 }
 
 impl core::fmt::Display for ConnectionId {

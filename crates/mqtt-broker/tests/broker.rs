@@ -1948,3 +1948,37 @@ fn harness_subscribe_many_filters_one_suback() {
     assert_eq!(w.stats().bytes_in, w.fed);
     assert_eq!(w.stats().bytes_out, w.taken);
 }
+
+/// `ConnectionId::slot`: unique among open connections, reused once a
+/// connection is gone (closed by its transport, or by the broker once its
+/// `Event::Close` was reported), the id telling the uses apart.
+#[test]
+fn connection_slots_are_dense_and_reused() {
+    use mqtt_broker::{Broker, Event};
+    use std::time::Instant;
+
+    let now = Instant::now();
+    let mut b: Broker = Broker::new(BrokerConfig::default());
+    let ids: Vec<_> = (0..3).map(|_| b.accept(now).unwrap()).collect();
+    let mut slots: Vec<usize> = ids.iter().map(|id| id.slot()).collect();
+    slots.sort_unstable();
+    assert_eq!(slots, vec![0, 1, 2]);
+    // Closed by the transport: free at once.
+    b.handle_closed(ids[1], now);
+    let again = b.accept(now).unwrap();
+    assert_eq!(again.slot(), ids[1].slot());
+    assert_ne!(again, ids[1]);
+    // Closed by the broker: free once its Close was reported.
+    b.close(ids[2], now).unwrap();
+    let other = b.accept(now).unwrap();
+    assert!(![0, 1, 2].contains(&other.slot()), "slot reused too early");
+    while b.poll_transmit().is_some() {}
+    let mut closed = false;
+    while let Some(e) = b.poll_event() {
+        closed |= e == Event::Close(ids[2]);
+    }
+    assert!(closed);
+    let third = b.accept(now).unwrap();
+    assert_eq!(third.slot(), ids[2].slot());
+    assert_ne!(third, ids[2]);
+}

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!   tokio's reactor ──── one registration: the epoll (kqueue) instance below
-//!                                  │ readable = some socket here is ready
+//!                                  │ readable = some socket in it is ready
 //!   broker task ─ turn() ─► mio::Poll (epoll, kqueue) ─► listeners, sockets
 //!       │  accept, read ──► Broker::accept / handle_read   (no copy, no hop)
 //!       └─ drain ─────────► write at once; what the socket refuses waits in
@@ -13,9 +13,9 @@
 //! Why: a task per connection costs its future and header (~600 B),
 //! tokio's registration of its socket (~256 B) and a hand-off structure,
 //! held by every idle connection; and every message crosses three tasks
-//! (reader, broker, writer). Here an idle connection is one slot of a
-//! table (its socket, its id, its peer: 64 bytes) and an entry in an id
-//! index, and a message costs the system calls mosquitto's loop makes:
+//! (reader, broker, writer). Here an idle connection is one 56-byte entry
+//! of a table indexed by [`ConnectionId::slot`] (its socket, its id, its
+//! peer), and a message costs the system calls mosquitto's loop makes:
 //! the wake-up, one read, one write per connection written to.
 //!
 //! The sockets are registered in a `mio::Poll` of their own, and only
@@ -54,11 +54,17 @@ const ACCEPTS_PER_TURN: usize = 256;
 const EVENTS: usize = 512;
 /// Chunks handed to one vectored write.
 const WRITE_SLICES: usize = 64;
-/// How long a closed connection may take to accept what was queued for it
-/// (its last DISCONNECT, say) before it is cut.
+/// Chunks waiting for one connection (the byte bound is
+/// `--max-write-buffer`).
+const WRITE_CHUNKS: usize = 1024;
+/// How long a connection closed by the broker may take to accept what was
+/// queued for it (its last DISCONNECT, say) before it is cut.
 const LINGER: Duration = Duration::from_secs(5);
 /// Pause before accepting again after `accept` failed (out of descriptors).
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// Tokens: a connection's is its slot (below `LINGERING`), a lingering
+/// connection's `LINGERING + i`, listener `i`'s `usize::MAX - i`.
+const LINGERING: usize = usize::MAX / 4;
 
 /// What [`Direct::send`] did with the bytes.
 pub(crate) enum Sent {
@@ -67,7 +73,7 @@ pub(crate) enum Sent {
     /// More than `--max-write-buffer` bytes would wait: the client reads
     /// too slowly. Nothing was queued; close it with [`Direct::kill`].
     Slow,
-    /// The socket failed: tell the broker the transport is closed.
+    /// The socket failed: the broker must be told (`handle_closed`).
     Failed,
 }
 
@@ -76,47 +82,39 @@ pub(crate) struct Direct {
     poll: AsyncFd<mio::Poll>,
     events: Events,
     listeners: Vec<TcpListener>,
-    /// Connection slots; a connection's [`Token`] is its slot's index.
-    slots: Vec<Slot>,
-    /// Head of the free slots' list.
-    free: Option<u32>,
-    /// The broker's id of a connection to its slot.
-    index: HashMap<ConnectionId, u32>,
+    /// Open connections, at their [`ConnectionId::slot`].
+    conns: Vec<Option<Conn>>,
+    /// How many of `conns` are `Some`.
+    open: usize,
+    /// Closed by the broker (whose slot may serve a new connection
+    /// already), still writing their queue.
+    lingering: Vec<Option<Lingering>>,
+    /// Connections ended since the last drain: their peers, for the
+    /// broker's log lines about them, until [`Direct::forget_ended`].
+    ended: HashMap<ConnectionId, SocketAddr>,
     /// Where every socket is read into.
     scratch: Box<[u8]>,
     /// Sockets and listeners with more to read or accept: next turn.
     hot: Vec<Token>,
-    /// Closed by the broker, still writing their queue: cut at the instant.
-    closing: VecDeque<(Instant, u32, ConnectionId)>,
     /// After a failed `accept`: when to try the listeners again.
     accept_again: Option<Instant>,
     /// `--max-write-buffer`.
     max_write_buffer: usize,
 }
 
-enum Slot {
-    Free(Option<u32>),
-    Used(Conn),
-}
-
-/// One connection: 64 bytes while idle.
+/// One connection: 56 bytes while idle.
 struct Conn {
     stream: TcpStream,
-    state: State,
     id: ConnectionId,
     /// What the socket did not take yet; allocated only then.
     out: Option<Box<Out>>,
     peer: SocketAddr,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum State {
-    Open,
-    /// Closed by the broker: write the queue, then close.
-    Closing,
-    /// The transport ended (or failed); the broker was told. The slot goes
-    /// at [`Direct::forget`], after the broker's last log line about it.
-    Gone,
+struct Lingering {
+    conn: Conn,
+    /// Cut then, written or not.
+    until: Instant,
 }
 
 #[derive(Default)]
@@ -128,6 +126,65 @@ struct Out {
 
 fn listener_token(i: usize) -> Token {
     Token(usize::MAX - i)
+}
+
+/// What a token stands for.
+enum Target {
+    Listener(usize),
+    Conn(usize),
+    Lingering(usize),
+}
+
+fn target(token: Token) -> Target {
+    match token.0 {
+        t if t < LINGERING => Target::Conn(t),
+        t if t < usize::MAX / 2 => Target::Lingering(t - LINGERING),
+        t => Target::Listener(usize::MAX - t),
+    }
+}
+
+impl Conn {
+    /// Writes what waits until the socket is full. `Ok(true)`: nothing
+    /// waits any more (the queue's memory is freed).
+    fn flush(&mut self) -> io::Result<bool> {
+        let Some(out) = &mut self.out else {
+            return Ok(true);
+        };
+        while !out.chunks.is_empty() {
+            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+            let mut k = 0;
+            for (slice, chunk) in slices.iter_mut().zip(&out.chunks) {
+                *slice = IoSlice::new(chunk);
+                k += 1;
+            }
+            let mut n = match self
+                .stream
+                .write_vectored(slices.get(..k).unwrap_or_default())
+            {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            out.queued -= n;
+            while n > 0 {
+                let Some(front) = out.chunks.front_mut() else {
+                    break;
+                };
+                if n >= front.len() {
+                    n -= front.len();
+                    out.chunks.pop_front();
+                } else {
+                    front.advance(n);
+                    n = 0;
+                }
+            }
+        }
+        // Drained: an idle connection keeps no queue memory.
+        self.out = None;
+        Ok(true)
+    }
 }
 
 impl Direct {
@@ -156,12 +213,12 @@ impl Direct {
             poll,
             events: Events::with_capacity(EVENTS),
             listeners: mine,
-            slots: Vec::new(),
-            free: None,
-            index: HashMap::new(),
+            conns: Vec::new(),
+            open: 0,
+            lingering: Vec::new(),
+            ended: HashMap::new(),
             scratch: vec![0; READ_SIZE].into_boxed_slice(),
             hot: Vec::new(),
-            closing: VecDeque::new(),
             accept_again: None,
             max_write_buffer,
         })
@@ -181,87 +238,106 @@ impl Direct {
 
     /// The next instant [`Direct::expire`] has something to do.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        let linger = self.closing.front().map(|(t, ..)| *t);
-        match (linger, self.accept_again) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.lingering
+            .iter()
+            .flatten()
+            .map(|l| l.until)
+            .chain(self.accept_again)
+            .min()
     }
 
     /// Cuts the connections that lingered too long, retries the listeners.
     pub(crate) fn expire(&mut self, now: Instant, broker: &mut Core) {
-        while let Some(&(t, slot, id)) = self.closing.front() {
-            if t > now {
-                break;
-            }
-            self.closing.pop_front();
-            // The slot may serve another connection by now.
-            if matches!(self.conn(slot), Some(c) if c.state == State::Closing && c.id == id) {
-                self.remove(slot);
+        for l in &mut self.lingering {
+            if l.as_ref().is_some_and(|l| l.until <= now) {
+                *l = None;
             }
         }
+        self.trim_lingering();
         if self.accept_again.is_some_and(|t| t <= now) {
             self.accept_again = None;
             for i in 0..self.listeners.len() {
-                self.accept(i, now, broker);
+                if self.accept(i, now, broker) {
+                    self.hot.push(listener_token(i));
+                }
             }
         }
     }
 
     /// Handles what is ready: accepts, reads (into the broker), writes what
     /// waited for room. Connections whose transport ended are pushed on
-    /// `gone` (the broker was told), for [`Direct::forget`] after the
-    /// drain.
+    /// `gone` (the broker was told).
     pub(crate) fn turn(&mut self, broker: &mut Core, gone: &mut Vec<ConnectionId>) {
         let now = Instant::now();
         // Last turn's unfinished work first, then the new events.
         for token in std::mem::take(&mut self.hot) {
             self.readable(token, now, broker, gone);
         }
-        // Not waiting: the readiness guard, if the poll is readable.
-        let mut cx = Context::from_waker(Waker::noop());
-        let Poll::Ready(Ok(mut guard)) = self.poll.poll_read_ready_mut(&mut cx) else {
+        if !self.poll_events() {
             return;
-        };
-        match guard
-            .get_inner_mut()
-            .poll(&mut self.events, Some(Duration::ZERO))
-        {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return,
-            Err(e) => {
-                log(&format!("error: polling the sockets failed: {e}"));
-                return;
-            }
         }
-        // Fewer events than room: the poll was drained as this guard's
-        // readiness stood (a later event raises a new one). A full batch
-        // leaves the readiness set, so the next turn comes at once.
-        let mut n = 0;
-        for _ in self.events.iter() {
-            n += 1;
-        }
-        if n < EVENTS {
-            guard.clear_ready();
-        }
-        drop(guard);
         // Out of `self` while its events are handled (no allocation: an
         // empty `Events` holds none).
         let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         for e in events.iter() {
             let token = e.token();
             if e.is_writable() || e.is_write_closed() {
-                if let Some(slot) = self.slot_of(token) {
-                    if self.flush(slot).is_err() {
-                        self.fail(slot, now, broker, gone);
-                    }
-                }
+                self.writable(token, now, broker, gone);
             }
             if e.is_readable() || e.is_read_closed() || e.is_error() {
                 self.readable(token, now, broker, gone);
             }
         }
         self.events = events;
+    }
+
+    /// Takes the poll's events into `self.events`, without waiting; false
+    /// when there were none.
+    fn poll_events(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        let Poll::Ready(Ok(mut guard)) = self.poll.poll_read_ready_mut(&mut cx) else {
+            return false;
+        };
+        match guard
+            .get_inner_mut()
+            .poll(&mut self.events, Some(Duration::ZERO))
+        {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return false,
+            Err(e) => {
+                log(&format!("error: polling the sockets failed: {e}"));
+                return false;
+            }
+        }
+        // Fewer events than room: the poll was drained as this guard's
+        // readiness stood (a later event raises a new one). A full batch
+        // leaves the readiness set, so the next turn comes at once.
+        if self.events.iter().count() < EVENTS {
+            guard.clear_ready();
+        }
+        true
+    }
+
+    /// Room to write: what waited goes out.
+    fn writable(
+        &mut self,
+        token: Token,
+        now: Instant,
+        broker: &mut Core,
+        gone: &mut Vec<ConnectionId>,
+    ) {
+        match target(token) {
+            Target::Conn(slot) => {
+                if let Some(Some(c)) = self.conns.get_mut(slot) {
+                    if c.flush().is_err() {
+                        let id = c.id;
+                        self.end(id, now, broker, gone);
+                    }
+                }
+            }
+            Target::Lingering(i) => self.flush_lingering(i),
+            Target::Listener(_) => {}
+        }
     }
 
     /// A listener: accept; a connection: read into the broker.
@@ -272,28 +348,25 @@ impl Direct {
         broker: &mut Core,
         gone: &mut Vec<ConnectionId>,
     ) {
-        let i = usize::MAX - token.0;
-        if i < self.listeners.len() {
-            if self.accept(i, now, broker) {
-                self.hot.push(token);
+        let slot = match target(token) {
+            Target::Conn(slot) => slot,
+            Target::Listener(i) => {
+                if self.accept(i, now, broker) {
+                    self.hot.push(token);
+                }
+                return;
             }
-            return;
-        }
-        let Some(slot) = self.slot_of(token) else {
-            return;
+            // Closed by the broker: what it sends now is not read.
+            Target::Lingering(_) => return,
         };
         for _ in 0..READS_PER_TURN {
-            let Some(Slot::Used(c)) = self.slots.get_mut(slot as usize) else {
+            let Some(Some(c)) = self.conns.get_mut(slot) else {
                 return;
             };
-            if c.state != State::Open {
-                return;
-            }
             match c.stream.read(&mut self.scratch) {
                 Ok(0) => {
-                    c.state = State::Gone;
-                    broker.handle_closed(c.id, now);
-                    gone.push(c.id);
+                    let id = c.id;
+                    self.end(id, now, broker, gone);
                     return;
                 }
                 Ok(n) => {
@@ -305,7 +378,8 @@ impl Direct {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
-                    self.fail(slot, now, broker, gone);
+                    let id = c.id;
+                    self.end(id, now, broker, gone);
                     return;
                 }
             }
@@ -345,97 +419,96 @@ impl Direct {
         true
     }
 
-    /// Registers a new connection.
+    /// Registers a new connection at its slot.
     fn insert(
         &mut self,
         mut stream: TcpStream,
         id: ConnectionId,
         peer: SocketAddr,
     ) -> io::Result<()> {
-        let slot = match self.free {
-            Some(s) => s,
-            None => u32::try_from(self.slots.len())
-                .ok()
-                .filter(|&s| (s as usize) < usize::MAX - self.listeners.len())
-                .ok_or_else(|| io::Error::other("too many connections"))?,
+        let slot = id.slot();
+        if slot >= LINGERING {
+            return Err(io::Error::other("too many connections"));
+        }
+        if self.conns.len() <= slot {
+            self.conns.resize_with(slot + 1, || None);
+        }
+        let Some(entry) = self.conns.get_mut(slot) else {
+            return Err(io::Error::other("too many connections"));
         };
+        if entry.is_some() {
+            // The core gave a slot out twice: a bug, refuse rather than
+            // lose a connection.
+            return Err(io::Error::other("connection slot in use"));
+        }
         self.poll.get_ref().registry().register(
             &mut stream,
-            Token(slot as usize),
+            Token(slot),
             Interest::READABLE | Interest::WRITABLE,
         )?;
-        let conn = Slot::Used(Conn {
+        *entry = Some(Conn {
             stream,
-            state: State::Open,
             id,
             out: None,
             peer,
         });
-        match self.slots.get_mut(slot as usize) {
-            Some(s) => {
-                let Slot::Free(next) = std::mem::replace(s, conn) else {
-                    // The free list only holds free slots.
-                    return Err(io::Error::other("connection table corrupt"));
-                };
-                self.free = next;
-            }
-            None => self.slots.push(conn),
-        }
-        self.index.insert(id, slot);
+        self.open += 1;
         Ok(())
     }
 
-    fn slot_of(&self, token: Token) -> Option<u32> {
-        let slot = u32::try_from(token.0).ok()?;
-        matches!(self.slots.get(slot as usize), Some(Slot::Used(_))).then_some(slot)
+    fn get(&self, id: ConnectionId) -> Option<&Conn> {
+        self.conns.get(id.slot())?.as_ref().filter(|c| c.id == id)
     }
 
-    fn conn(&self, slot: u32) -> Option<&Conn> {
-        match self.slots.get(slot as usize) {
-            Some(Slot::Used(c)) => Some(c),
-            _ => None,
-        }
+    fn get_mut(&mut self, id: ConnectionId) -> Option<&mut Conn> {
+        self.conns
+            .get_mut(id.slot())?
+            .as_mut()
+            .filter(|c| c.id == id)
     }
 
-    fn conn_mut(&mut self, slot: u32) -> Option<&mut Conn> {
-        match self.slots.get_mut(slot as usize) {
-            Some(Slot::Used(c)) => Some(c),
-            _ => None,
+    /// Takes `id`'s connection out of the table.
+    fn take(&mut self, id: ConnectionId) -> Option<Conn> {
+        let entry = self.conns.get_mut(id.slot())?;
+        if entry.as_ref().is_none_or(|c| c.id != id) {
+            return None;
         }
+        let conn = entry.take();
+        self.open -= 1;
+        if self.open == 0 {
+            // Every connection gone: give the table's memory back.
+            self.conns = Vec::new();
+        }
+        conn
     }
 
     /// Whether `id` is one of these connections.
     pub(crate) fn contains(&self, id: ConnectionId) -> bool {
-        self.index.contains_key(&id)
+        self.get(id).is_some()
     }
 
     /// The connections' ids (for the shutdown).
     pub(crate) fn ids(&self) -> impl Iterator<Item = ConnectionId> + '_ {
-        self.index.keys().copied()
+        self.conns.iter().flatten().map(|c| c.id)
     }
 
     /// The peer address of `id`, for the log.
     pub(crate) fn peer(&self, id: ConnectionId) -> Option<SocketAddr> {
-        let slot = *self.index.get(&id)?;
-        self.conn(slot).map(|c| c.peer)
+        self.get(id)
+            .map(|c| c.peer)
+            .or_else(|| self.ended.get(&id).copied())
     }
 
     /// Writes `bytes` to `id` now, queueing what the socket does not take.
     pub(crate) fn send(&mut self, id: ConnectionId, mut bytes: Bytes) -> Sent {
-        let Some(&slot) = self.index.get(&id) else {
-            return Sent::Done;
-        };
         let max = self.max_write_buffer;
-        let Some(c) = self.conn_mut(slot) else {
+        let Some(c) = self.get_mut(id) else {
             return Sent::Done;
         };
-        if c.state == State::Gone {
-            return Sent::Done;
-        }
         if let Some(out) = &mut c.out {
             // Behind what already waits. One chunk of any size gets
             // through an empty queue.
-            if out.queued + bytes.len() > max || out.chunks.len() >= 1024 {
+            if out.queued + bytes.len() > max || out.chunks.len() >= WRITE_CHUNKS {
                 return Sent::Slow;
             }
             out.queued += bytes.len();
@@ -462,104 +535,95 @@ impl Direct {
         }
     }
 
-    /// Writes what waits for `slot` until the socket is full. A closing
-    /// connection whose queue is out is closed.
-    fn flush(&mut self, slot: u32) -> io::Result<()> {
-        let Some(c) = self.conn_mut(slot) else {
-            return Ok(());
-        };
-        if c.state == State::Gone {
-            return Ok(());
-        }
-        if let Some(out) = &mut c.out {
-            while !out.chunks.is_empty() {
-                let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
-                let mut k = 0;
-                for (slice, chunk) in slices.iter_mut().zip(&out.chunks) {
-                    *slice = IoSlice::new(chunk);
-                    k += 1;
-                }
-                let mut n = match c.stream.write_vectored(slices.get(..k).unwrap_or_default()) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                    Err(e) => return Err(e),
-                };
-                out.queued -= n;
-                while n > 0 {
-                    let Some(front) = out.chunks.front_mut() else {
-                        break;
-                    };
-                    if n >= front.len() {
-                        n -= front.len();
-                        out.chunks.pop_front();
-                    } else {
-                        front.advance(n);
-                        n = 0;
-                    }
-                }
-            }
-            // Drained: an idle connection keeps no queue memory.
-            c.out = None;
-        }
-        if c.state == State::Closing {
-            let _ = c.stream.shutdown(Shutdown::Write);
-            self.remove(slot);
-        }
-        Ok(())
-    }
-
-    /// The broker closed `id`: write what waits, then close the socket (at
-    /// once when nothing waits). False when `id` is not one of these.
+    /// The broker closed `id` (its `Event::Close`: every byte for it was
+    /// handed over): close the socket once what waits is written, within
+    /// [`LINGER`]. False when `id` is not one of these.
     pub(crate) fn close(&mut self, id: ConnectionId, now: Instant) -> bool {
-        let Some(&slot) = self.index.get(&id) else {
+        let Some(mut conn) = self.take(id) else {
             return false;
         };
-        let Some(c) = self.conn_mut(slot) else {
-            return false;
-        };
-        if c.state == State::Open {
-            c.state = State::Closing;
-            if c.out.is_some() {
-                self.closing.push_back((now + LINGER, slot, id));
-                return true;
+        match conn.flush() {
+            Ok(true) => {
+                let _ = conn.stream.shutdown(Shutdown::Write);
             }
-        }
-        // Nothing waits (or a failed socket): close now.
-        if self.flush(slot).is_err() {
-            self.remove(slot);
+            Ok(false) => self.linger_conn(conn, now + LINGER),
+            // Dropping it closes it.
+            Err(_) => {}
         }
         true
     }
 
-    /// A slow client: close at once, dropping what waits.
-    pub(crate) fn kill(&mut self, id: ConnectionId) {
-        if let Some(&slot) = self.index.get(&id) {
-            self.remove(slot);
+    /// Keeps `conn` until its queue is written or `until`.
+    fn linger_conn(&mut self, mut conn: Conn, until: Instant) {
+        let i = match self.lingering.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                self.lingering.push(None);
+                self.lingering.len() - 1
+            }
+        };
+        let token = Token(LINGERING + i);
+        let registry = self.poll.get_ref().registry();
+        if registry
+            .reregister(&mut conn.stream, token, Interest::WRITABLE)
+            .is_ok()
+        {
+            if let Some(l) = self.lingering.get_mut(i) {
+                *l = Some(Lingering { conn, until });
+            }
+        }
+        self.trim_lingering();
+    }
+
+    /// Writes what waits for lingering connection `i`; once written (or
+    /// failed), closes it.
+    fn flush_lingering(&mut self, i: usize) {
+        if let Some(entry) = self.lingering.get_mut(i) {
+            if let Some(l) = entry {
+                if !matches!(l.conn.flush(), Ok(false)) {
+                    let _ = l.conn.stream.shutdown(Shutdown::Write);
+                    *entry = None;
+                }
+            }
+        }
+        self.trim_lingering();
+    }
+
+    /// Drops the free entries at the end of `lingering`.
+    fn trim_lingering(&mut self) {
+        while matches!(self.lingering.last(), Some(None)) {
+            self.lingering.pop();
+        }
+        if self.lingering.is_empty() {
+            self.lingering = Vec::new();
         }
     }
 
-    /// The socket of `slot` failed: tell the broker.
-    fn fail(&mut self, slot: u32, now: Instant, broker: &mut Core, gone: &mut Vec<ConnectionId>) {
-        let Some(c) = self.conn_mut(slot) else {
-            return;
-        };
-        match c.state {
-            State::Open => {
-                c.state = State::Gone;
-                c.out = None;
-                broker.handle_closed(c.id, now);
-                gone.push(c.id);
-            }
-            // The broker is done with it already.
-            State::Closing => self.remove(slot),
-            State::Gone => {}
+    /// A slow client: closed at once, what waits dropped. Its peer stays
+    /// known for the log until [`Direct::forget_ended`].
+    pub(crate) fn kill(&mut self, id: ConnectionId) {
+        if let Some(c) = self.take(id) {
+            self.ended.insert(id, c.peer);
+        }
+    }
+
+    /// The transport of `id` ended or failed: drop it, tell the broker.
+    fn end(
+        &mut self,
+        id: ConnectionId,
+        now: Instant,
+        broker: &mut Core,
+        gone: &mut Vec<ConnectionId>,
+    ) {
+        if let Some(c) = self.take(id) {
+            self.ended.insert(id, c.peer);
+            broker.handle_closed(id, now);
+            gone.push(id);
         }
     }
 
     /// The socket failed while the broker's output was handed over (a
-    /// [`Sent::Failed`]): tell the broker, forget the slot after the drain.
+    /// [`Sent::Failed`]): drop it, tell the broker.
     pub(crate) fn failed(
         &mut self,
         id: ConnectionId,
@@ -567,84 +631,40 @@ impl Direct {
         broker: &mut Core,
         gone: &mut Vec<ConnectionId>,
     ) {
-        if let Some(&slot) = self.index.get(&id) {
-            self.fail(slot, now, broker, gone);
-        }
+        self.end(id, now, broker, gone);
     }
 
-    /// Drops connections whose transport ended (after the broker's log
-    /// lines about them).
-    pub(crate) fn forget(&mut self, id: ConnectionId) {
-        if let Some(&slot) = self.index.get(&id) {
-            if matches!(self.conn(slot), Some(c) if c.state == State::Gone) {
-                self.remove(slot);
-            }
+    /// The broker's log lines about the ended connections are written:
+    /// their peers are no longer needed.
+    pub(crate) fn forget_ended(&mut self) {
+        if !self.ended.is_empty() {
+            self.ended = HashMap::new();
         }
-    }
-
-    /// Frees a slot; dropping the socket closes it (and takes it out of the
-    /// poll).
-    fn remove(&mut self, slot: u32) {
-        let Some(s) = self.slots.get_mut(slot as usize) else {
-            return;
-        };
-        if let Slot::Used(c) = std::mem::replace(s, Slot::Free(self.free)) {
-            self.index.remove(&c.id);
-            self.free = Some(slot);
-        } else {
-            // It was free already: put it back as it was.
-            *s = Slot::Free(self.free);
-        }
-        if self.index.is_empty() {
-            // Every connection gone: give the table's memory back.
-            self.slots = Vec::new();
-            self.free = None;
-            self.index = HashMap::new();
-        }
-    }
-
-    /// True while some connection still has bytes waiting.
-    fn writing(&self) -> bool {
-        self.slots
-            .iter()
-            .any(|s| matches!(s, Slot::Used(c) if c.out.is_some() && c.state != State::Gone))
     }
 
     /// At shutdown: gives the connections up to `limit` to take what was
     /// queued for them (the DISCONNECTs), then closes them all.
     pub(crate) async fn linger(mut self, limit: Duration) {
-        let end = tokio::time::Instant::now() + limit;
-        // Connections with nothing waiting close now.
+        let now = Instant::now();
         let ids: Vec<ConnectionId> = self.ids().collect();
         for id in ids {
-            self.close(id, Instant::now());
+            self.close(id, now);
         }
-        while self.writing() {
-            match tokio::time::timeout_at(end, self.ready()).await {
-                Ok(Ok(())) => {}
-                _ => break,
-            }
-            let mut cx = Context::from_waker(Waker::noop());
-            let Poll::Ready(Ok(mut guard)) = self.poll.poll_read_ready_mut(&mut cx) else {
-                continue;
-            };
-            if guard
-                .get_inner_mut()
-                .poll(&mut self.events, Some(Duration::ZERO))
-                .is_err()
-            {
+        let end = tokio::time::Instant::now() + limit;
+        while !self.lingering.is_empty() {
+            if !matches!(tokio::time::timeout_at(end, self.ready()).await, Ok(Ok(()))) {
                 break;
             }
-            guard.clear_ready();
-            drop(guard);
-            let tokens: Vec<Token> = self.events.iter().map(|e| e.token()).collect();
-            for token in tokens {
-                if let Some(slot) = self.slot_of(token) {
-                    if self.flush(slot).is_err() {
-                        self.remove(slot);
-                    }
+            if !self.poll_events() {
+                continue;
+            }
+            let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+            for e in events.iter() {
+                if let Target::Lingering(i) = target(e.token()) {
+                    self.flush_lingering(i);
                 }
             }
+            self.events = events;
         }
     }
 }
@@ -805,6 +825,36 @@ mod tests {
             total < 2048 * msg.len() / 2,
             "{total} bytes reached the slow reader"
         );
+    }
+
+    /// A connection closed while its socket is full keeps writing what
+    /// was queued for it, then closes: nothing is lost.
+    #[tokio::test]
+    async fn a_closed_connection_gets_its_queue_first() {
+        let (addr, tx) = start(256 << 20);
+        let mut sub = client(addr, CONNECT_A).await;
+        sub.write_all(SUBSCRIBE).await.unwrap();
+        expect(&mut sub, SUBACK).await;
+        let mut publ = client(addr, b"\x10\x0d\x00\x04MQTT\x04\x02\x00\x00\x00\x01b").await;
+        let payload = 32 * 1024;
+        let mut msg = vec![0x30, 0x85, 0x80, 0x02, 0x00, 0x03, b't', b'/', b'x'];
+        msg.resize(msg.len() + payload, b'.');
+        // 32 MiB: more than the sockets hold, so most of it waits in the
+        // subscriber's queue when the broker shuts down.
+        let n = 1024;
+        for _ in 0..n {
+            publ.write_all(&msg).await.unwrap();
+        }
+        publ.write_all(PINGREQ).await.unwrap();
+        expect(&mut publ, PINGRESP).await;
+        tx.send(ToBroker::Shutdown).await.unwrap();
+        let mut all = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), sub.read_to_end(&mut all))
+            .await
+            .expect("not closed")
+            .unwrap();
+        assert_eq!(all.len(), n * msg.len());
+        assert!(all.chunks(msg.len()).all(|m| m == msg.as_slice()));
     }
 
     /// Shutdown: a 5.0 client gets DISCONNECT Server shutting down (0x8B),

@@ -68,6 +68,6 @@ impl Direct {
         _gone: &mut Vec<ConnectionId>,
     ) {
     }
-    pub(crate) fn forget(&mut self, _id: ConnectionId) {}
+    pub(crate) fn forget_ended(&mut self) {}
     pub(crate) async fn linger(self, _limit: Duration) {}
 }

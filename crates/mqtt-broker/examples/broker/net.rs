@@ -456,8 +456,8 @@ impl BrokerTask {
         }
         for id in self.gone.drain(..) {
             self.links.remove(&id);
-            self.direct.forget(id);
         }
+        self.direct.forget_ended();
         Ok(())
     }
 
