@@ -231,6 +231,9 @@ pub struct ServerConnection {
     session_taken: bool,
     /// A CONNACK 0x00 was sent (the session belongs to the client).
     accepted: bool,
+    /// The CONNACK 0x00 waits in the write buffer: once `poll_transmit`
+    /// hands it out, the CONNECT exchange's buffers go back.
+    release_after_connack: bool,
 }
 
 macro_rules! send_trimmed {
@@ -282,6 +285,7 @@ impl ServerConnection {
             reauthenticating: false,
             session_taken: false,
             accepted: false,
+            release_after_connack: false,
         }
     }
 
@@ -423,6 +427,7 @@ impl ServerConnection {
         send_trimmed!(self, ack, true)?;
         self.state = State::Connected;
         self.accepted = true;
+        self.release_after_connack = true;
         self.keep_alive = if v5 {
             self.config
                 .server_keep_alive
@@ -768,7 +773,10 @@ impl ServerConnection {
     /// when it holds nothing (an empty buffer still pins its last
     /// allocation). They are allocated again on the next traffic.
     ///
-    /// `handle_timeout` does this by itself when it finds the connection
+    /// `poll_transmit` does this once by itself, when it hands out the
+    /// CONNACK that accepted the client (the CONNECT exchange's buffers are
+    /// not kept for traffic that may never come). `handle_timeout` does
+    /// it by itself when it finds the connection
     /// within its keep alive, which a connection with a keep alive gets
     /// about once per keep-alive period even when idle, so the hot path
     /// keeps its buffers. A connection with keep alive 0 gets no such
@@ -797,7 +805,16 @@ impl ServerConnection {
 
     /// Bytes to write to the transport.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        self.core.take_transmit()
+        let out = self.core.take_transmit();
+        if self.release_after_connack && out.is_some() {
+            // The CONNECT exchange is over: its buffers (a CONNECT is
+            // large and comes once) are not kept for traffic that may
+            // never come; the next packet allocates what it needs. Only
+            // what is empty goes (a pipelined packet stays).
+            self.release_after_connack = false;
+            self.release_idle_memory();
+        }
+        out
     }
 
     /// The next event.

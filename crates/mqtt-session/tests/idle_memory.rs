@@ -1,6 +1,7 @@
 //! A quiet server connection gives its buffers back at its next
 //! `handle_timeout` (which a connection with a keep alive gets about once
-//! per keep-alive period), measured with a counting allocator.
+//! per keep-alive period), and those of the CONNECT exchange once the
+//! CONNACK is handed out; measured with a counting allocator.
 //!
 //! Run without libtest (see `main`): the allocator counts the whole process.
 #![allow(
@@ -54,6 +55,7 @@ fn a_quiet_connection_gives_back_its_buffers_at_the_keep_alive_check() {
     s.handle_read(t0, &connect);
     assert!(matches!(s.poll_event(), Some(Event::Connect(_))));
     s.accept(t0, Accept::new()).unwrap();
+    assert!(s.poll_transmit().is_some(), "CONNACK");
     s.handle_read(t0, &subscribe);
     match s.poll_event() {
         Some(Event::Subscribe(sub)) => s
@@ -90,6 +92,31 @@ fn a_quiet_connection_gives_back_its_buffers_at_the_keep_alive_check() {
     assert_eq!(&out[..], &[0xd0, 0x00]);
 }
 
+/// Handing out the CONNACK that accepts the client gives back the buffers
+/// of the CONNECT exchange; the next packet still works.
+fn the_connect_exchange_buffers_go_back_with_the_connack() {
+    let t0 = Instant::now();
+    let mut c = Connect::new(ProtocolVersion::V5, MqttString::from_static("idle-client"));
+    c.keep_alive = 0;
+    let connect = enc(&c);
+    let mut s = ServerConnection::new(ServerConfig::default(), t0);
+    let before = live();
+    s.handle_read(t0, &connect);
+    assert!(matches!(s.poll_event(), Some(Event::Connect(_))));
+    s.accept(t0, Accept::new()).unwrap();
+    let busy = live() - before;
+    let connack = s.poll_transmit().expect("CONNACK");
+    drop(connack);
+    let idle = live() - before;
+    assert!(
+        idle + 64 <= busy,
+        "with the CONNACK queued {busy} B, after handing it out {idle} B"
+    );
+    s.handle_read(t0, &enc(&Packet::PingReq));
+    let out = s.poll_transmit().expect("PINGRESP");
+    assert_eq!(&out[..], &[0xd0, 0x00]);
+}
+
 /// Runs without libtest (`harness = false` in Cargo.toml): the counting
 /// allocator sees the whole process, and libtest's own thread allocates
 /// while a test runs (its progress output), which made exact counts fail
@@ -97,4 +124,6 @@ fn a_quiet_connection_gives_back_its_buffers_at_the_keep_alive_check() {
 fn main() {
     a_quiet_connection_gives_back_its_buffers_at_the_keep_alive_check();
     println!("test a_quiet_connection_gives_back_its_buffers_at_the_keep_alive_check ... ok");
+    the_connect_exchange_buffers_go_back_with_the_connack();
+    println!("test the_connect_exchange_buffers_go_back_with_the_connack ... ok");
 }
