@@ -7,7 +7,9 @@
 //! ```
 //!
 //! - [`net`]: the run loop, the part to copy into your own broker: one task
-//!   owns the [`mqtt_broker::Broker`], per-connection tasks move bytes.
+//!   owns the [`mqtt_broker::Broker`]; with [`direct`] it also reads and
+//!   writes the plain TCP sockets, TLS and WebSocket connections have a
+//!   task each.
 //! - [`policy`]: the [`mqtt_broker::Hooks`] (anonymous access, passwords,
 //!   ACL), with [`passwd`] (mosquitto_passwd files) and [`acl`]
 //!   (mosquitto acl_file syntax).
@@ -180,13 +182,11 @@ struct Args {
     #[arg(long, short)]
     quiet: bool,
 
-    /// Runtime threads. 1 (the default) runs everything on one thread: a
-    /// message crosses three tasks (reader, broker, writer), and on one
-    /// thread those hand-offs cost no cross-thread wake-ups (measured by
-    /// scripts/bench-broker.sh: a third of the CPU per message at 5,000
-    /// msg/s, the same throughput). More spreads the connections' socket
-    /// and TLS work over that many threads; the broker core is one task
-    /// either way.
+    /// Runtime threads. 1 (the default) runs everything on one thread:
+    /// the broker core and the plain TCP connections are one task either
+    /// way, and on one thread the TLS and WebSocket connections' hand-offs
+    /// to it cost no cross-thread wake-ups. More spreads the TLS and
+    /// WebSocket connections' work over that many threads.
     #[arg(long, value_name = "N", default_value_t = 1)]
     threads: usize,
 }

@@ -2,31 +2,39 @@
 //! runtime.
 //!
 //! ```text
+//!  plain TCP: listeners, sockets ─► one mio::Poll ─► broker task (owns the Broker)
+//!             (crate::direct: no task per connection; accept, read and
+//!              write happen in the broker task when a socket is ready)
+//!
+//!  TLS, WebSocket:
 //!  socket ◄─► connection task ──┐  ToBroker::{Accept, Read, Closed, Authenticated}
-//!  socket ◄─► connection task ──┼──────────────► broker task (owns the Broker)
-//!  socket ◄─► connection task ──┘  one bounded mpsc      │  handle_* / poll_*
-//!             (read ‖ write)                             │  sleeps until poll_timeout
-//!                      ▲                                 │
+//!  socket ◄─► connection task ──┴──────────────► broker task
+//!             (read ‖ write)       one bounded mpsc      │  handle_* / poll_*
+//!                      ▲                                 │  sleeps until poll_timeout
 //!                      └──── Pipe (queue + waker) ◄──────┘  push, never waits:
 //!                            one per connection             full: close that client
 //! ```
 //!
 //! - The [`Broker`] is plain single-threaded state: exactly **one** task
 //!   ([`run_broker`]) owns it. No lock, no `Arc<Mutex<Broker>>`.
-//! - Each connection is **one** task that reads and writes concurrently
-//!   (two branches of one `select!`, not two tasks: a task costs its
-//!   header and its own future, and an idle connection holds both). The
-//!   read branch sends what it reads to the broker task over one shared
-//!   bounded channel (when the broker is busy, it waits: that is the
-//!   back-pressure on publishers; the write branch goes on meanwhile,
-//!   and a kill still ends the connection at once). The write branch
-//!   takes chunks from the connection's own [`Pipe`] (a queue and the
-//!   task's waker, empty and unallocated while idle).
-//! - The broker task never waits on a connection: it hands output with
-//!   `Pipe::push`. A client whose queue is full (more than
-//!   `--max-write-buffer` bytes not yet written) reads slower than it is
-//!   sent to; it is closed, so a slow or stuck client never holds up the
-//!   others nor grows memory.
+//! - Plain TCP connections are read and written by that task itself
+//!   ([`Direct`]): an idle one costs a 56-byte table entry, and a message
+//!   costs a read and a write, no task hand-off.
+//! - A TLS or WebSocket connection is **one** task that reads and writes
+//!   concurrently (two branches of one `select!`, not two tasks: a task
+//!   costs its header and its own future, and an idle connection holds
+//!   both). The read branch sends what it reads to the broker task over
+//!   one shared bounded channel (when the broker is busy, it waits: that
+//!   is the back-pressure on publishers; the write branch goes on
+//!   meanwhile, and a kill still ends the connection at once). The write
+//!   branch takes chunks from the connection's own [`Pipe`] (a queue and
+//!   the task's waker, empty and unallocated while idle).
+//! - The broker task never waits on a connection: direct connections are
+//!   written without blocking (what the socket refuses waits in their
+//!   queue), task connections get their output with `Pipe::push`. A
+//!   client with more than `--max-write-buffer` bytes waiting reads
+//!   slower than it is sent to; it is closed, so a slow or stuck client
+//!   never holds up the others nor grows memory.
 //! - After every input (or batch of inputs) the broker task drains the
 //!   outputs in the order of the call contract: `poll_transmit` until
 //!   `None`, `poll_event` until `None`, then `poll_timeout` for the next
@@ -40,8 +48,9 @@
 //!   `Event::Authenticate`, a blocking task decides and sends the answer
 //!   back as one more input ([`ToBroker::Authenticated`]).
 //!
-//! The transports (TCP, TLS, WebSocket) only differ in how bytes are read
-//! and written: [`Inbound`] and [`Outbound`].
+//! The task transports (TLS, WebSocket; plain TCP where tokio has no
+//! `AsyncFd`) only differ in how bytes are read and written: [`Inbound`]
+//! and [`Outbound`].
 
 use std::collections::HashMap;
 use std::future::Future;
