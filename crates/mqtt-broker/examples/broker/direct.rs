@@ -266,15 +266,19 @@ impl Direct {
 
     /// Handles what is ready: accepts, reads (into the broker), writes what
     /// waited for room. Connections whose transport ended are pushed on
-    /// `gone` (the broker was told).
-    pub(crate) fn turn(&mut self, broker: &mut Core, gone: &mut Vec<ConnectionId>) {
+    /// `gone` (the broker was told). An error: the poll itself failed.
+    pub(crate) fn turn(
+        &mut self,
+        broker: &mut Core,
+        gone: &mut Vec<ConnectionId>,
+    ) -> io::Result<()> {
         let now = Instant::now();
         // Last turn's unfinished work first, then the new events.
         for token in std::mem::take(&mut self.hot) {
             self.readable(token, now, broker, gone);
         }
-        if !self.poll_events() {
-            return;
+        if !self.poll_events()? {
+            return Ok(());
         }
         // Out of `self` while its events are handled (no allocation: an
         // empty `Events` holds none).
@@ -289,25 +293,26 @@ impl Direct {
             }
         }
         self.events = events;
+        Ok(())
     }
 
     /// Takes the poll's events into `self.events`, without waiting; false
-    /// when there were none.
-    fn poll_events(&mut self) -> bool {
+    /// when there were none. An error: the poll failed (not to be retried).
+    fn poll_events(&mut self) -> io::Result<bool> {
         let mut cx = Context::from_waker(Waker::noop());
-        let Poll::Ready(Ok(mut guard)) = self.poll.poll_read_ready_mut(&mut cx) else {
-            return false;
+        let guard = match self.poll.poll_read_ready_mut(&mut cx) {
+            Poll::Ready(r) => r,
+            Poll::Pending => return Ok(false),
         };
+        let mut guard = guard?;
         match guard
             .get_inner_mut()
             .poll(&mut self.events, Some(Duration::ZERO))
         {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return false,
-            Err(e) => {
-                log(&format!("error: polling the sockets failed: {e}"));
-                return false;
-            }
+            // Still readable: the next turn tries again.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(false),
+            Err(e) => return Err(e),
         }
         // Fewer events than room: the poll was drained as this guard's
         // readiness stood (a later event raises a new one). A full batch
@@ -315,7 +320,7 @@ impl Direct {
         if self.events.iter().count() < EVENTS {
             guard.clear_ready();
         }
-        true
+        Ok(true)
     }
 
     /// Room to write: what waited goes out.
@@ -655,8 +660,10 @@ impl Direct {
             if !matches!(tokio::time::timeout_at(end, self.ready()).await, Ok(Ok(()))) {
                 break;
             }
-            if !self.poll_events() {
-                continue;
+            match self.poll_events() {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(_) => break,
             }
             let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
             for e in events.iter() {

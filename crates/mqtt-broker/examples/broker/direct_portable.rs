@@ -43,7 +43,13 @@ impl Direct {
         None
     }
     pub(crate) fn expire(&mut self, _now: Instant, _broker: &mut Core) {}
-    pub(crate) fn turn(&mut self, _broker: &mut Core, _gone: &mut Vec<ConnectionId>) {}
+    pub(crate) fn turn(
+        &mut self,
+        _broker: &mut Core,
+        _gone: &mut Vec<ConnectionId>,
+    ) -> io::Result<()> {
+        Ok(())
+    }
     pub(crate) fn contains(&self, _id: ConnectionId) -> bool {
         false
     }

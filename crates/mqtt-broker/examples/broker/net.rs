@@ -337,7 +337,9 @@ pub(crate) async fn run_broker(
             }
         }
         if running {
-            task.direct.turn(&mut task.broker, &mut task.gone);
+            task.direct
+                .turn(&mut task.broker, &mut task.gone)
+                .inspect_err(|e| log(&format!("error: polling the sockets failed: {e}")))?;
         }
         task.drain()?;
     }
