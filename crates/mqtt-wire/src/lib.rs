@@ -124,17 +124,17 @@ mod types;
 pub use codec::MAX_VARIABLE_BYTE_INTEGER;
 pub use error::{DecodeError, EncodeError};
 pub use packet::{
-    decode, decode_bytes, Auth, ConnAck, Connect, DecodeConfig, Disconnect, Encode, FixedHeader,
-    LastWill, Packet, PubAck, PubComp, PubRec, PubRel, Publish, RetainHandling, SubAck, Subscribe,
-    Subscription, SubscriptionOptions, UnsubAck, Unsubscribe, DEFAULT_MAX_PACKET_SIZE,
-    MAX_PACKET_SIZE,
+    decode, decode_bytes, decode_ref, Auth, ConnAck, Connect, DecodeConfig, Disconnect, Encode,
+    FixedHeader, LastWill, Packet, PacketRef, PubAck, PubComp, PubRec, PubRel, Publish, PublishRef,
+    RetainHandling, SubAck, Subscribe, Subscription, SubscriptionOptions, UnsubAck, Unsubscribe,
+    DEFAULT_MAX_PACKET_SIZE, MAX_PACKET_SIZE,
 };
 pub use property::{
     AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,
     MaximumQoS, PayloadFormat, PropertyId, SubscribeProperties, SubscriptionId, SubscriptionIds,
     UnsubscribeProperties, UserProperties, WillProperties,
 };
-pub use publish_properties::PublishProperties;
+pub use publish_properties::{PublishProperties, PublishPropertiesRef};
 pub use reason::{
     AuthReasonCode, ConnectReasonCode, DisconnectReasonCode, PubAckReasonCode, PubRelReasonCode,
     SubAckReasonCode, UnsubAckReasonCode,
