@@ -335,14 +335,14 @@ pub fn decode(buf: &mut BytesMut, cfg: &DecodeConfig) -> Result<Option<Packet>, 
     }
     if let Some(p) = buf
         .get(h.header_len..len)
-        .and_then(|b| decode_small(&h, b, cfg.version))
+        .and_then(|b| decode_small(h.packet_type, b, cfg.version))
     {
         buf.advance(len);
         return Ok(Some(p));
     }
     let mut frame = buf.split_to(len).freeze();
     frame.advance(h.header_len);
-    Packet::decode_other(&h, frame, cfg.version).map(Some)
+    Packet::decode_other(h.packet_type, h.flags, frame, cfg.version).map(Some)
 }
 
 /// [`decode`] for input already in a [`Bytes`] (for example a WebSocket
@@ -370,14 +370,14 @@ pub fn decode_bytes(buf: &mut Bytes, cfg: &DecodeConfig) -> Result<Option<Packet
     }
     if let Some(p) = buf
         .get(h.header_len..len)
-        .and_then(|b| decode_small(&h, b, cfg.version))
+        .and_then(|b| decode_small(h.packet_type, b, cfg.version))
     {
         buf.advance(len);
         return Ok(Some(p));
     }
     let mut frame = buf.split_to(len);
     frame.advance(h.header_len);
-    Packet::decode_other(&h, frame, cfg.version).map(Some)
+    Packet::decode_other(h.packet_type, h.flags, frame, cfg.version).map(Some)
 }
 
 /// Decodes one packet from the front of a borrowed buffer, without taking
@@ -431,13 +431,18 @@ pub fn decode_ref<'a>(
             .map(|p| Some((PacketRef::Publish(p), len)));
     }
     let body = frame.get(h.header_len..).unwrap_or(&[]);
-    if let Some(p) = decode_small(&h, body, cfg.version) {
+    if let Some(p) = decode_small(h.packet_type, body, cfg.version) {
         return Ok(Some((PacketRef::Other(p), len)));
     }
     // Every other packet holds slices of its frame: decoded from a copy
     // (bounded by the size limit checked above).
-    Packet::decode_other(&h, Bytes::copy_from_slice(body), cfg.version)
-        .map(|p| Some((PacketRef::Other(p), len)))
+    Packet::decode_other(
+        h.packet_type,
+        h.flags,
+        Bytes::copy_from_slice(body),
+        cfg.version,
+    )
+    .map(|p| Some((PacketRef::Other(p), len)))
 }
 
 /// The packets that hold no slice of their frame, in their common valid
@@ -448,9 +453,9 @@ pub fn decode_ref<'a>(
 /// else, including every malformed form, goes the general way (which
 /// reports the precise error).
 #[inline]
-fn decode_small(h: &FixedHeader, body: &[u8], v: ProtocolVersion) -> Option<Packet> {
+fn decode_small(ty: PacketType, body: &[u8], v: ProtocolVersion) -> Option<Packet> {
     use crate::{PacketId, PubAckReasonCode, PubRelReasonCode};
-    let (id, rest) = match h.packet_type {
+    let (id, rest) = match ty {
         PacketType::PingReq if body.is_empty() => return Some(Packet::PingReq),
         PacketType::PingResp if body.is_empty() => return Some(Packet::PingResp),
         PacketType::PubAck | PacketType::PubRec | PacketType::PubRel | PacketType::PubComp => {
@@ -468,13 +473,13 @@ fn decode_small(h: &FixedHeader, body: &[u8], v: ProtocolVersion) -> Option<Pack
         [c] | [c, 0] if v.is_v5() => Some(*c),
         _ => return None,
     };
-    Some(match h.packet_type {
+    Some(match ty {
         PacketType::PubAck | PacketType::PubRec => {
             let reason = match code {
                 None => PubAckReasonCode::Success,
                 Some(c) => PubAckReasonCode::from_code(c)?,
             };
-            if h.packet_type == PacketType::PubAck {
+            if ty == PacketType::PubAck {
                 Packet::PubAck(PubAck::new(id).with_reason(reason))
             } else {
                 Packet::PubRec(PubRec::new(id).with_reason(reason))
@@ -485,7 +490,7 @@ fn decode_small(h: &FixedHeader, body: &[u8], v: ProtocolVersion) -> Option<Pack
                 None => PubRelReasonCode::Success,
                 Some(c) => PubRelReasonCode::from_code(c)?,
             };
-            if h.packet_type == PacketType::PubRel {
+            if ty == PacketType::PubRel {
                 Packet::PubRel(PubRel::new(id).with_reason(reason))
             } else {
                 Packet::PubComp(PubComp::new(id).with_reason(reason))
@@ -509,25 +514,26 @@ impl Packet {
             // fewer per PUBLISH than slicing it out.
             return Publish::decode(body, h.flags, version).map(Packet::Publish);
         }
-        Self::decode_other(h, body, version)
+        Self::decode_other(h.packet_type, h.flags, body, version)
     }
 
     /// Every packet but PUBLISH: kept out of line so the PUBLISH path of
     /// [`decode`] inlines into the caller's loop.
     #[inline(never)]
     fn decode_other(
-        h: &FixedHeader,
+        ty: PacketType,
+        flags: u8,
         body: Bytes,
         version: ProtocolVersion,
     ) -> Result<Packet, DecodeError> {
-        let mut r = Reader::new(&body, h.packet_type);
+        let mut r = Reader::new(&body, ty);
         let r = &mut r;
         let v = version;
-        Ok(match h.packet_type {
+        Ok(match ty {
             PacketType::Connect => Packet::Connect(Box::new(Connect::decode(r)?)),
             PacketType::ConnAck => Packet::ConnAck(Box::new(ConnAck::decode(r, v)?)),
             // Returned above; kept for exhaustiveness.
-            PacketType::Publish => Packet::Publish(Publish::decode(body.clone(), h.flags, v)?),
+            PacketType::Publish => Packet::Publish(Publish::decode(body.clone(), flags, v)?),
             PacketType::PubAck => Packet::PubAck(PubAck::decode(r, v)?),
             PacketType::PubRec => Packet::PubRec(PubRec::decode(r, v)?),
             PacketType::PubRel => Packet::PubRel(PubRel::decode(r, v)?),
