@@ -16,6 +16,11 @@
 //! - **Zero-copy.** Topics, strings, binary data and payloads of a decoded
 //!   packet are slices of the received [`Bytes`](bytes::Bytes). Decoding a PUBLISH
 //!   allocates nothing.
+//! - **Borrowed, when the packet does not outlive the buffer.** [`decode_ref`]
+//!   decodes from a `&[u8]` with the same parser and the same checks: a
+//!   PUBLISH comes back as a [`PublishRef`] of the input (no reference
+//!   count, no allocation); other packets as the owned [`Packet`] (see
+//!   [`PacketRef`]).
 //! - **Strict.** Every rule of the specifications the codec can check is
 //!   checked: fixed-header flags, Variable Byte Integers in shortest form,
 //!   UTF-8 strings (no U+0000, no surrogates; U+FEFF kept), topic names and
