@@ -4,6 +4,10 @@
 //! 4 KiB at QoS 0 and 1 for 3.1.1 and 5.0, and a mixed stream; `memcpy` of
 //! the same bytes is the physical limit.
 //!
+//! mqtt-wire is measured twice on decode: `mqtt-wire` (`decode`, owned
+//! packets split off a `BytesMut`) and `mqtt-wire-borrowed` (`decode_ref`,
+//! a PUBLISH borrowed from a `&[u8]`, the like of mqttrs).
+//!
 //! Decode benches time decoding the whole stream and dropping every decoded
 //! packet; making the input (a `BytesMut` copy of the stream for the codecs
 //! that decode from a socket buffer) is not timed. Encode benches append the
@@ -31,7 +35,8 @@ use criterion::{
 use std::hint::black_box;
 use std::time::Duration;
 use wire_workload::{
-    check, stream, Codec, MqttProto, Mqttrs, Ours, ProtocolCore, Rmqtt, Rumqttc, Workload, N,
+    check, stream, Codec, MqttProto, Mqttrs, Ours, OursRef, ProtocolCore, Rmqtt, Rumqttc, Workload,
+    N,
 };
 
 fn decode<C: Codec>(g: &mut BenchmarkGroup<'_, WallTime>, w: Workload, stream: &Bytes) {
@@ -85,6 +90,7 @@ fn check_all(w: Workload, stream: &Bytes) {
         }
     }
     one::<Ours>(w, stream);
+    one::<OursRef>(w, stream);
     one::<Rumqttc>(w, stream);
     one::<Rmqtt>(w, stream);
     one::<ProtocolCore>(w, stream);
@@ -108,6 +114,7 @@ fn wire(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("decode/{}", w.name()));
         configure(&mut g, w);
         decode::<Ours>(&mut g, w, &stream);
+        decode::<OursRef>(&mut g, w, &stream);
         decode::<Rumqttc>(&mut g, w, &stream);
         decode::<Rmqtt>(&mut g, w, &stream);
         decode::<ProtocolCore>(&mut g, w, &stream);

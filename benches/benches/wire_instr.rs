@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! wire_instr <codec> <workload> [decode|prepare|encode]
-//!   codec:    mqtt-wire | mqtt-wire-bytes | rumqttc | rmqtt-codec |
+//!   codec:    mqtt-wire | mqtt-wire-bytes | mqtt-wire-borrowed | rumqttc | rmqtt-codec |
 //!             mqtt-protocol-core | mqtt-proto | mqttrs
 //!   workload: v311  (3.1.1 PUBLISH, QoS 0, 16 B payload)
 //!             v5    (5.0 PUBLISH, QoS 0, 16 B, content type + user property)
@@ -18,7 +18,8 @@
 //! `valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*decode_all*'`
 //! (only the decode loop is counted, dropping the packets included) and
 //! prints instructions per packet. The `mqtt-wire-bytes` row decodes the
-//! same stream from a `Bytes` with `mqtt_wire::decode_bytes`.
+//! same stream from a `Bytes` with `mqtt_wire::decode_bytes`; the
+//! `mqtt-wire-borrowed` row from a `&[u8]` with `mqtt_wire::decode_ref`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -34,7 +35,7 @@ mod wire_workload;
 use bytes::Bytes;
 use std::hint::black_box;
 use wire_workload::{
-    stream, Codec, MqttProto, Mqttrs, Ours, ProtocolCore, Rmqtt, Rumqttc, Ver, Workload, N,
+    stream, Codec, MqttProto, Mqttrs, Ours, OursRef, ProtocolCore, Rmqtt, Rumqttc, Ver, Workload, N,
 };
 
 /// mqtt-wire through `decode_bytes` (input already in a `Bytes`).
@@ -123,6 +124,7 @@ fn main() {
                 Mode::Encode => panic!("mqtt-wire-bytes is a decode path only"),
             }
         }
+        "mqtt-wire-borrowed" if mode != Mode::Encode => run::<OursRef>(&s, w, mode),
         "rumqttc" => run::<Rumqttc>(&s, w, mode),
         "rmqtt-codec" => run::<Rmqtt>(&s, w, mode),
         "mqtt-protocol-core" => run::<ProtocolCore>(&s, w, mode),

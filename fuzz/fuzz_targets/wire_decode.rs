@@ -2,7 +2,10 @@
 //! and in chunks (byte 0 of the input chooses the chunk sizes and a small
 //! packet size limit): no panic, the same packets and the same first error
 //! whatever the chunking, `Ok(None)` never consumes, and every packet
-//! decoded re-encodes to bytes that decode to it again. See
+//! decoded re-encodes to bytes that decode to it again; and the borrowed
+//! decoder (`decode_ref` over the whole input) gives the same packets, the
+//! same lengths and the same first error as the owned one, each borrowed
+//! PUBLISH checked accessor by accessor against the owned one. See
 //! `mqtt_wire::arbitrary::check_decode_any_chunking`.
 #![no_main]
 

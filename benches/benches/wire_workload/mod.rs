@@ -273,6 +273,47 @@ impl Codec for Ours {
     }
 }
 
+/// mqtt-wire's borrowed decoder: `decode_ref` over a `&[u8]` (PUBLISH as a
+/// `PublishRef` of the input, no reference count), the input held like
+/// mqttrs's. Encodes like [`Ours`] (one encoder).
+pub struct OursRef;
+
+impl Codec for OursRef {
+    const NAME: &'static str = "mqtt-wire-borrowed";
+    fn supports(_: Ver) -> bool {
+        true
+    }
+
+    type DecIn = Bytes;
+    fn dec_prepare(stream: &Bytes) -> Bytes {
+        stream.clone()
+    }
+    #[inline(never)]
+    fn decode_all(buf: &mut Bytes, v: Ver) -> usize {
+        let cfg = mqtt_wire::DecodeConfig::new(wire_version(v)).with_max_packet_size(MAX_PACKET);
+        let mut rest: &[u8] = &buf[..];
+        let mut n = 0;
+        while let Some((p, len)) = mqtt_wire::decode_ref(rest, &cfg).unwrap() {
+            black_box(&p);
+            rest = &rest[len..];
+            n += 1;
+        }
+        n
+    }
+
+    type Pkts = <Ours as Codec>::Pkts;
+    fn build(w: Workload) -> Self::Pkts {
+        Ours::build(w)
+    }
+    type EncIn = <Ours as Codec>::EncIn;
+    fn enc_prepare(cycle: &Self::Pkts) -> Self::EncIn {
+        Ours::enc_prepare(cycle)
+    }
+    fn encode_all(input: &mut Self::EncIn, out: &mut BytesMut) -> usize {
+        Ours::encode_all(input, out)
+    }
+}
+
 // ------------------------------------------------------------------ rumqttc
 
 /// rumqttc 0.25: `mqttbytes::v4` and `v5::mqttbytes::v5`.

@@ -9,7 +9,9 @@
 //! - [`check_packet`] / [`check_roundtrip`]: encode, decode, compare, plus
 //!   the length, size-limit, buffer and cross-version contracts.
 //! - [`check_decode_any_chunking`]: any bytes, for every version, decoded
-//!   whole and in chunks: no panic, same packets, same first error.
+//!   whole and in chunks: no panic, same packets, same first error; and the
+//!   borrowed decoder ([`decode_ref`]) agrees with the owned one
+//!   ([`decode_whole_ref`], [`check_publish_ref`]).
 //!
 //! The fuzz targets `wire_roundtrip` and `wire_decode` call the two `check_`
 //! functions on their input, and `tests/fuzz_corpus.rs` replays the committed
@@ -20,15 +22,16 @@
 //! flagged by the workspace lints); nothing here indexes or unwraps.
 
 use crate::{
-    decode, decode_bytes, AckProperties, Auth, AuthProperties, AuthReasonCode, ConnAck,
+    decode, decode_bytes, decode_ref, AckProperties, Auth, AuthProperties, AuthReasonCode, ConnAck,
     ConnAckProperties, Connect, ConnectProperties, ConnectReasonCode, DecodeConfig, DecodeError,
     Delivery, Disconnect, DisconnectProperties, DisconnectReasonCode, Encode, EncodeError,
-    FixedHeader, LastWill, MqttString, Packet, PacketId, PacketType, ProtocolVersion, PubAck,
-    PubAckReasonCode, PubComp, PubRec, PubRel, PubRelReasonCode, Publish, PublishProperties, QoS,
-    RetainHandling, SubAck, SubAckReasonCode, Subscribe, SubscribeProperties, Subscription,
-    SubscriptionId, SubscriptionIds, SubscriptionOptions, TopicFilter, TopicName, UnsubAck,
-    UnsubAckReasonCode, Unsubscribe, UnsubscribeProperties, UserProperties, WillProperties,
-    DEFAULT_MAX_PACKET_SIZE, MAX_PACKET_SIZE, MAX_STRING_LEN,
+    FixedHeader, LastWill, MqttString, Packet, PacketId, PacketRef, PacketType, ProtocolVersion,
+    PubAck, PubAckReasonCode, PubComp, PubRec, PubRel, PubRelReasonCode, Publish,
+    PublishProperties, PublishPropertiesRef, PublishRef, QoS, RetainHandling, SubAck,
+    SubAckReasonCode, Subscribe, SubscribeProperties, Subscription, SubscriptionId,
+    SubscriptionIds, SubscriptionOptions, TopicFilter, TopicName, UnsubAck, UnsubAckReasonCode,
+    Unsubscribe, UnsubscribeProperties, UserProperties, WillProperties, DEFAULT_MAX_PACKET_SIZE,
+    MAX_PACKET_SIZE, MAX_STRING_LEN,
 };
 use ::arbitrary::{Arbitrary, Error, Result, Unstructured};
 use alloc::string::String;
@@ -836,6 +839,22 @@ pub fn check_packet(p: &Packet, version: ProtocolVersion) {
     assert_eq!(decode_bytes(&mut b, &cfg), Ok(Some(p.clone())));
     assert!(b.is_empty());
 
+    // The borrowed decoder: the same packet, the same length, and a
+    // PUBLISH view that agrees with the owned one field by field.
+    let mut trailing = bytes.to_vec();
+    trailing.extend_from_slice(&[0xc0, 0x00]);
+    let got = decode_ref(&trailing, &cfg);
+    assert!(
+        matches!(&got, Ok(Some((_, n))) if *n == len),
+        "decode_ref of {p:?}: {got:?}"
+    );
+    if let Ok(Some((r, _))) = got {
+        if let (PacketRef::Publish(r), Packet::Publish(o)) = (&r, p) {
+            check_publish_ref(r, o);
+        }
+        assert_eq!(r.into_packet(), *p, "decode_ref, {version}");
+    }
+
     // The decoder's limit agrees with the encoder's size.
     let exact = DecodeConfig::new(version).with_max_packet_size(max);
     let mut buf = BytesMut::from(bytes.as_ref());
@@ -859,9 +878,11 @@ pub fn check_packet(p: &Packet, version: ProtocolVersion) {
     // for small packets, a sample for large ones).
     let step = (len / 512).max(1);
     for cut in (0..len).step_by(step).chain([len - 1]) {
-        let mut buf = BytesMut::from(bytes.get(..cut).unwrap_or_default());
+        let prefix = bytes.get(..cut).unwrap_or_default();
+        let mut buf = BytesMut::from(prefix);
         assert_eq!(decode(&mut buf, &cfg), Ok(None), "prefix of {cut}/{len}");
         assert_eq!(buf.len(), cut, "Ok(None) consumes nothing");
+        assert_eq!(decode_ref(prefix, &cfg), Ok(None), "prefix of {cut}/{len}");
     }
 
     check_accessors(p);
@@ -1021,6 +1042,95 @@ pub fn decode_whole_bytes(data: &[u8], cfg: &DecodeConfig) -> Outcome {
     }
 }
 
+/// [`decode_chunks`] over one slice with the borrowed [`decode_ref`]: each
+/// PUBLISH is checked against its owned copy ([`check_publish_ref`]) and
+/// every packet is converted to the owned [`Packet`] to be compared. Also
+/// checks that `Ok(Some((_, n)))` reports the length the fixed header
+/// announces and `Ok(None)` happens only when less than a packet is left.
+pub fn decode_whole_ref(data: &[u8], cfg: &DecodeConfig) -> Outcome {
+    let mut out = Outcome::default();
+    let mut rest = data;
+    loop {
+        let header = FixedHeader::parse(rest, cfg);
+        match decode_ref(rest, cfg) {
+            Ok(Some((p, n))) => {
+                let h = header.ok().flatten();
+                assert_eq!(h.map(|h| h.packet_len()), Some(n), "decode_ref's length");
+                assert!(n > 0 && n <= rest.len());
+                let packet = match p {
+                    PacketRef::Publish(r) => {
+                        let owned = r.to_publish();
+                        check_publish_ref(&r, &owned);
+                        assert_eq!(PacketRef::Publish(r).packet_type(), PacketType::Publish);
+                        Packet::Publish(owned)
+                    }
+                    PacketRef::Other(p) => {
+                        assert_ne!(p.packet_type(), PacketType::Publish);
+                        p
+                    }
+                };
+                out.packets.push(packet);
+                rest = rest.get(n..).unwrap_or_default();
+            }
+            Ok(None) => {
+                if let Ok(Some(h)) = header {
+                    assert!(h.packet_len() > rest.len(), "Ok(None) with a whole packet");
+                }
+                out.leftover = rest.len();
+                return out;
+            }
+            Err(e) => {
+                if let Err(from_header) = header {
+                    assert_eq!(from_header, e, "the fixed header's error");
+                }
+                out.error = Some(e);
+                return out;
+            }
+        }
+    }
+}
+
+/// A borrowed PUBLISH agrees with the owned one, accessor by accessor
+/// (topic, payload, flags, every property), and formats.
+pub fn check_publish_ref(r: &PublishRef<'_>, o: &Publish) {
+    let _ = alloc::format!("{r:?}");
+    assert_eq!(r.dup(), o.dup);
+    assert_eq!(r.delivery(), o.delivery);
+    assert_eq!(r.qos(), o.qos());
+    assert_eq!(r.packet_id(), o.packet_id());
+    assert_eq!(r.retain(), o.retain);
+    assert_eq!(r.topic(), o.topic.as_ref().map(TopicName::as_str));
+    assert_eq!(
+        r.topic_bytes(),
+        o.topic.as_ref().map_or(&[][..], TopicName::as_bytes)
+    );
+    assert_eq!(r.payload(), &o.payload[..]);
+    let (rp, op): (&PublishPropertiesRef<'_>, &PublishProperties) = (r.properties(), &o.properties);
+    assert_eq!(rp.is_empty(), op.is_empty());
+    assert_eq!(rp.payload_format_indicator, op.payload_format_indicator);
+    assert_eq!(rp.message_expiry_interval, op.message_expiry_interval);
+    assert_eq!(rp.topic_alias, op.topic_alias);
+    assert_eq!(
+        rp.response_topic(),
+        op.response_topic().as_ref().map(TopicName::as_str)
+    );
+    assert_eq!(rp.correlation_data(), op.correlation_data().as_deref());
+    assert_eq!(
+        rp.content_type(),
+        op.content_type().as_ref().map(MqttString::as_str)
+    );
+    let owned_up: Vec<(MqttString, MqttString)> = op.user_properties().iter().collect();
+    assert!(rp
+        .user_properties()
+        .eq(owned_up.iter().map(|(k, v)| (k.as_str(), v.as_str()))));
+    assert!(rp
+        .subscription_identifiers()
+        .eq(op.subscription_identifiers().iter()));
+    assert_eq!(&rp.to_properties(), op);
+    assert_eq!(&r.to_publish(), o);
+    assert_eq!(&Publish::from(*r), o);
+}
+
 /// Splits `data` into chunks whose sizes cycle through `sizes` (a size of 0
 /// counts as 1; no sizes: one chunk).
 pub fn chunk_by_sizes<'a>(data: &'a [u8], sizes: &[usize]) -> Vec<&'a [u8]> {
@@ -1084,6 +1194,11 @@ pub fn check_decode_any_chunking(data: &[u8]) {
                 decode_whole_bytes(stream, &cfg),
                 whole,
                 "decode_bytes, {version}"
+            );
+            assert_eq!(
+                decode_whole_ref(stream, &cfg),
+                whole,
+                "decode_ref, {version}, max {max}"
             );
             assert_eq!(
                 decode_chunks(chunks.iter().copied(), &cfg),

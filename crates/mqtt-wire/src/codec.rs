@@ -81,21 +81,81 @@ pub(crate) fn put_prefixed<B: BufMut>(buf: &mut B, b: &[u8]) {
     buf.put_slice(b);
 }
 
+/// What a [`Reader`] reads from: the frame of one packet, which hands out
+/// its fields as slices of itself. [`Bytes`] for the owned decoder (each
+/// field a reference-counted slice), `&[u8]` for the borrowed one (each
+/// field a plain slice), so one parser serves both and their rules cannot
+/// drift apart.
+pub(crate) trait Frame: Sized {
+    /// A field of the frame.
+    type Field;
+
+    /// The frame's bytes.
+    fn data(&self) -> &[u8];
+
+    /// The field at `range`, which the caller has bounds-checked.
+    fn field(&self, range: core::ops::Range<usize>) -> Self::Field;
+
+    /// The frame from `at` to its end, the frame itself if it can be
+    /// (the payload of a PUBLISH: no reference count taken for it).
+    fn into_tail(self, at: usize) -> Self::Field;
+}
+
+impl Frame for Bytes {
+    type Field = Bytes;
+
+    #[inline(always)]
+    fn data(&self) -> &[u8] {
+        self
+    }
+
+    #[inline(always)]
+    fn field(&self, range: core::ops::Range<usize>) -> Bytes {
+        self.slice(range)
+    }
+
+    #[inline(always)]
+    fn into_tail(mut self, at: usize) -> Bytes {
+        bytes::Buf::advance(&mut self, at);
+        self
+    }
+}
+
+impl<'b> Frame for &'b [u8] {
+    type Field = &'b [u8];
+
+    #[inline(always)]
+    fn data(&self) -> &[u8] {
+        self
+    }
+
+    #[inline(always)]
+    fn field(&self, range: core::ops::Range<usize>) -> &'b [u8] {
+        self.get(range).unwrap_or_default()
+    }
+
+    #[inline(always)]
+    fn into_tail(self, at: usize) -> &'b [u8] {
+        self.get(at..).unwrap_or_default()
+    }
+}
+
 /// A read cursor over one packet body. Positions are absolute indices into
 /// the frame, so fields can be sliced out of it without copying.
-pub(crate) struct Reader<'a> {
-    frame: &'a Bytes,
+pub(crate) struct Reader<'a, F: Frame = Bytes> {
+    frame: &'a F,
     /// The frame up to this cursor's end: one bounds check per read.
     data: &'a [u8],
     pos: usize,
     packet: PacketType,
 }
 
-impl<'a> Reader<'a> {
-    pub(crate) fn new(frame: &'a Bytes, packet: PacketType) -> Self {
+impl<'a, F: Frame> Reader<'a, F> {
+    #[inline(always)]
+    pub(crate) fn new(frame: &'a F, packet: PacketType) -> Self {
         Reader {
             frame,
-            data: frame,
+            data: frame.data(),
             pos: 0,
             packet,
         }
@@ -112,16 +172,13 @@ impl<'a> Reader<'a> {
         self.packet
     }
 
-    pub(crate) fn frame(&self) -> &'a Bytes {
-        self.frame
-    }
-
     pub(crate) fn pos(&self) -> usize {
         self.pos
     }
 
-    pub(crate) fn end(&self) -> usize {
-        self.data.len()
+    /// The bytes from `start` to this cursor's end (`None` past it).
+    pub(crate) fn data_from(&self, start: usize) -> Option<&'a [u8]> {
+        self.data.get(start..)
     }
 
     pub(crate) fn remaining(&self) -> usize {
@@ -184,6 +241,71 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The field from `start` to `end` (already read; `None` beyond the
+    /// cursor's end).
+    #[inline]
+    pub(crate) fn field_from(&self, start: usize, end: usize) -> Option<F::Field> {
+        self.data.get(start..end)?;
+        Some(self.frame.field(start..end))
+    }
+
+    /// Checks a UTF-8 Encoded String and moves past it, without taking a
+    /// reference to the frame (for values kept as raw bytes).
+    #[inline]
+    pub(crate) fn skip_string(&mut self) -> Result<(), DecodeError> {
+        let n = self.u16()?;
+        check_str(self.take(usize::from(n))?)?;
+        Ok(())
+    }
+
+    /// A Topic Name, checked; `None` when the string is empty (allowed only
+    /// where a Topic Alias stands in, which the caller decides).
+    #[inline]
+    pub(crate) fn topic_field(&mut self) -> Result<Option<F::Field>, DecodeError> {
+        let n = usize::from(self.u16()?);
+        let start = self.pos;
+        let b = self.take(n)?;
+        if b.is_empty() {
+            return Ok(None);
+        }
+        check_topic_name(b).map_err(DecodeError::InvalidTopicName)?;
+        Ok(Some(self.frame.field(start..start + n)))
+    }
+
+    /// A cursor over the next `n` bytes; `self` moves past them.
+    pub(crate) fn sub(&mut self, n: usize) -> Result<Reader<'a, F>, DecodeError> {
+        let end = self.pos.saturating_add(n);
+        let Some(data) = self.data.get(..end) else {
+            return Err(self.short());
+        };
+        let r = Reader {
+            frame: self.frame,
+            data,
+            pos: self.pos,
+            packet: self.packet,
+        };
+        self.pos = end;
+        Ok(r)
+    }
+
+    /// Every byte must have been read.
+    #[inline]
+    pub(crate) fn finish(&self) -> Result<(), DecodeError> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::TrailingBytes {
+                packet: self.packet,
+            })
+        }
+    }
+}
+
+impl<'a> Reader<'a, Bytes> {
+    pub(crate) fn frame(&self) -> &'a Bytes {
+        self.frame
+    }
+
     /// `n` bytes as a zero-copy slice of the frame.
     #[inline]
     pub(crate) fn bytes(&mut self, n: usize) -> Result<Bytes, DecodeError> {
@@ -210,15 +332,6 @@ impl<'a> Reader<'a> {
         Ok(MqttString::from_checked(b))
     }
 
-    /// Checks a UTF-8 Encoded String and moves past it, without taking a
-    /// reference to the frame (for values kept as raw bytes).
-    #[inline]
-    pub(crate) fn skip_string(&mut self) -> Result<(), DecodeError> {
-        let n = self.u16()?;
-        check_str(self.take(usize::from(n))?)?;
-        Ok(())
-    }
-
     /// A Topic Name; `None` when the string is empty (allowed only where a
     /// Topic Alias stands in, which the caller decides).
     #[inline]
@@ -229,34 +342,6 @@ impl<'a> Reader<'a> {
         }
         check_topic_name(&b).map_err(DecodeError::InvalidTopicName)?;
         Ok(Some(TopicName::from_checked(b)))
-    }
-
-    /// A cursor over the next `n` bytes; `self` moves past them.
-    pub(crate) fn sub(&mut self, n: usize) -> Result<Reader<'a>, DecodeError> {
-        let end = self.pos.saturating_add(n);
-        let Some(data) = self.data.get(..end) else {
-            return Err(self.short());
-        };
-        let r = Reader {
-            frame: self.frame,
-            data,
-            pos: self.pos,
-            packet: self.packet,
-        };
-        self.pos = end;
-        Ok(r)
-    }
-
-    /// Every byte must have been read.
-    #[inline]
-    pub(crate) fn finish(&self) -> Result<(), DecodeError> {
-        if self.is_empty() {
-            Ok(())
-        } else {
-            Err(DecodeError::TrailingBytes {
-                packet: self.packet,
-            })
-        }
     }
 }
 

@@ -16,6 +16,11 @@
 //! - **Zero-copy.** Topics, strings, binary data and payloads of a decoded
 //!   packet are slices of the received [`Bytes`](bytes::Bytes). Decoding a PUBLISH
 //!   allocates nothing.
+//! - **Borrowed, when the packet does not outlive the buffer.** [`decode_ref`]
+//!   decodes from a `&[u8]` with the same parser and the same checks: a
+//!   PUBLISH comes back as a [`PublishRef`] of the input (no reference
+//!   count, no allocation); other packets as the owned [`Packet`] (see
+//!   [`PacketRef`]).
 //! - **Strict.** Every rule of the specifications the codec can check is
 //!   checked: fixed-header flags, Variable Byte Integers in shortest form,
 //!   UTF-8 strings (no U+0000, no surrogates; U+FEFF kept), topic names and
@@ -124,17 +129,17 @@ mod types;
 pub use codec::MAX_VARIABLE_BYTE_INTEGER;
 pub use error::{DecodeError, EncodeError};
 pub use packet::{
-    decode, decode_bytes, Auth, ConnAck, Connect, DecodeConfig, Disconnect, Encode, FixedHeader,
-    LastWill, Packet, PubAck, PubComp, PubRec, PubRel, Publish, RetainHandling, SubAck, Subscribe,
-    Subscription, SubscriptionOptions, UnsubAck, Unsubscribe, DEFAULT_MAX_PACKET_SIZE,
-    MAX_PACKET_SIZE,
+    decode, decode_bytes, decode_ref, Auth, ConnAck, Connect, DecodeConfig, Disconnect, Encode,
+    FixedHeader, LastWill, Packet, PacketRef, PubAck, PubComp, PubRec, PubRel, Publish, PublishRef,
+    RetainHandling, SubAck, Subscribe, Subscription, SubscriptionOptions, UnsubAck, Unsubscribe,
+    DEFAULT_MAX_PACKET_SIZE, MAX_PACKET_SIZE,
 };
 pub use property::{
     AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,
     MaximumQoS, PayloadFormat, PropertyId, SubscribeProperties, SubscriptionId, SubscriptionIds,
     UnsubscribeProperties, UserProperties, WillProperties,
 };
-pub use publish_properties::PublishProperties;
+pub use publish_properties::{PublishProperties, PublishPropertiesRef};
 pub use reason::{
     AuthReasonCode, ConnectReasonCode, DisconnectReasonCode, PubAckReasonCode, PubRelReasonCode,
     SubAckReasonCode, UnsubAckReasonCode,

@@ -7,7 +7,7 @@
 //! kept as the wire bytes of their run, so decoding them allocates nothing
 //! when they are contiguous (the common case).
 
-use crate::codec::{put_prefixed, put_vbi, vbi_len, Reader, MAX_VARIABLE_BYTE_INTEGER};
+use crate::codec::{put_prefixed, put_vbi, vbi_len, Frame, Reader, MAX_VARIABLE_BYTE_INTEGER};
 use crate::error::{DecodeError, EncodeError};
 use crate::string::MqttString;
 use crate::topic::TopicName;
@@ -185,9 +185,59 @@ impl PropValue for u32 {
     }
 }
 
+/// A Two Byte Integer that must not be 0 (Topic Alias, Receive Maximum).
+// Out of line: inlined, it made the PUBLISH property loop cost more
+// (callgrind, benches/instr.sh).
+#[inline(never)]
+pub(crate) fn read_nonzero_u16<F: Frame>(
+    r: &mut Reader<'_, F>,
+    id: PropertyId,
+) -> Result<NonZeroU16, DecodeError> {
+    NonZeroU16::new(r.u16()?).ok_or(DecodeError::InvalidPropertyValue(id))
+}
+
+/// A Byte that must be 0 or 1.
+#[inline]
+pub(crate) fn read_flag<F: Frame>(
+    r: &mut Reader<'_, F>,
+    id: PropertyId,
+) -> Result<bool, DecodeError> {
+    match r.u8()? {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(DecodeError::InvalidPropertyValue(id)),
+    }
+}
+
+/// The Payload Format Indicator (0 or 1).
+// Out of line: inlined, it made the PUBLISH property loop cost more
+// (callgrind, benches/instr.sh).
+#[inline(never)]
+pub(crate) fn read_payload_format<F: Frame>(
+    r: &mut Reader<'_, F>,
+    id: PropertyId,
+) -> Result<PayloadFormat, DecodeError> {
+    Ok(if read_flag(r, id)? {
+        PayloadFormat::Utf8
+    } else {
+        PayloadFormat::Unspecified
+    })
+}
+
+/// A Subscription Identifier: a Variable Byte Integer of 1 to 268,435,455.
+// Out of line: inlined, it made the PUBLISH property loop cost more
+// (callgrind, benches/instr.sh).
+#[inline(never)]
+pub(crate) fn read_subscription_id<F: Frame>(
+    r: &mut Reader<'_, F>,
+    id: PropertyId,
+) -> Result<SubscriptionId, DecodeError> {
+    SubscriptionId::new(r.vbi()?).ok_or(DecodeError::InvalidPropertyValue(id))
+}
+
 impl PropValue for NonZeroU16 {
     fn read(r: &mut Reader<'_>, id: PropertyId) -> Result<Self, DecodeError> {
-        NonZeroU16::new(r.u16()?).ok_or(DecodeError::InvalidPropertyValue(id))
+        read_nonzero_u16(r, id)
     }
     fn len(&self) -> usize {
         2
@@ -211,11 +261,7 @@ impl PropValue for NonZeroU32 {
 
 impl PropValue for bool {
     fn read(r: &mut Reader<'_>, id: PropertyId) -> Result<Self, DecodeError> {
-        match r.u8()? {
-            0 => Ok(false),
-            1 => Ok(true),
-            _ => Err(DecodeError::InvalidPropertyValue(id)),
-        }
+        read_flag(r, id)
     }
     fn len(&self) -> usize {
         1
@@ -227,11 +273,7 @@ impl PropValue for bool {
 
 impl PropValue for PayloadFormat {
     fn read(r: &mut Reader<'_>, id: PropertyId) -> Result<Self, DecodeError> {
-        Ok(if bool::read(r, id)? {
-            PayloadFormat::Utf8
-        } else {
-            PayloadFormat::Unspecified
-        })
+        read_payload_format(r, id)
     }
     fn len(&self) -> usize {
         1
@@ -259,7 +301,7 @@ impl PropValue for MaximumQoS {
 
 impl PropValue for SubscriptionId {
     fn read(r: &mut Reader<'_>, id: PropertyId) -> Result<Self, DecodeError> {
-        SubscriptionId::new(r.vbi()?).ok_or(DecodeError::InvalidPropertyValue(id))
+        read_subscription_id(r, id)
     }
     fn len(&self) -> usize {
         vbi_len(self.get() as usize)

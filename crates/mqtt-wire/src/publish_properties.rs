@@ -9,11 +9,11 @@
 //! one copy, read through accessors. `PublishProperties` is 48 bytes where a
 //! field per property took 176.
 
-use crate::codec::{parse_vbi, put_prefixed, put_vbi, vbi_len, Reader};
+use crate::codec::{parse_vbi, put_prefixed, put_vbi, vbi_len, Frame, Reader};
 use crate::error::{DecodeError, EncodeError};
 use crate::property::{
-    check_binary, PayloadFormat, PropValue, PropertyId, RunProp, SubscriptionId, SubscriptionIds,
-    UserProperties,
+    check_binary, read_nonzero_u16, read_payload_format, read_subscription_id, PayloadFormat,
+    PropValue, PropertyId, RunProp, SubscriptionId, SubscriptionIds, UserProperties,
 };
 use crate::string::MqttString;
 use crate::topic::{check_topic_name, TopicName};
@@ -155,6 +155,124 @@ fn is_cold(id: PropertyId) -> bool {
     COLD.contains(&id)
 }
 
+/// The kept entries of `rest` (validated property bytes); when `mixed`,
+/// entries of the field properties between them are skipped.
+fn kept_entries(rest: &[u8], mixed: bool) -> impl Iterator<Item = Entry> + '_ {
+    let mut at = 0;
+    core::iter::from_fn(move || loop {
+        let e = entry_at(rest, at)?;
+        at = e.end;
+        if !mixed || is_cold(e.id) {
+            return Some(e);
+        }
+    })
+}
+
+/// What the property decoder read, before it becomes a
+/// [`PublishProperties`] (owned, `S` = [`Bytes`]) or a
+/// [`PublishPropertiesRef`] (borrowed, `S` = `&[u8]`).
+pub(crate) struct RawProps<S> {
+    pub(crate) payload_format_indicator: Option<PayloadFormat>,
+    pub(crate) message_expiry_interval: Option<u32>,
+    pub(crate) topic_alias: Option<NonZeroU16>,
+    /// The span of the kept entries, as for `PublishProperties::rest`.
+    pub(crate) rest: Option<S>,
+    pub(crate) mixed: bool,
+}
+
+impl<S> RawProps<S> {
+    /// No properties.
+    #[inline(always)]
+    pub(crate) const fn empty() -> Self {
+        RawProps {
+            payload_format_indicator: None,
+            message_expiry_interval: None,
+            topic_alias: None,
+            rest: None,
+            mixed: false,
+        }
+    }
+}
+
+/// Reads the Property Length and the properties after it: the one PUBLISH
+/// property parser, for the owned and the borrowed decoder.
+///
+/// Every identifier a PUBLISH may carry is below 0x80, so it is read as
+/// one byte and dispatched on directly; anything else (a longer
+/// Variable Byte Integer, an unknown or foreign identifier) is an error
+/// worked out by [`bad_property_id`].
+#[inline]
+pub(crate) fn decode_raw<'a, F: Frame>(
+    r: &mut Reader<'a, F>,
+) -> Result<RawProps<F::Field>, DecodeError> {
+    let len = r.vbi()? as usize;
+    let mut p = r.sub(len)?;
+    let mut out = RawProps::empty();
+    if len == 0 {
+        return Ok(out);
+    }
+    // Bit `id` is set once the single-valued property `id` is read.
+    let mut seen = 0u64;
+    let (mut rest_start, mut rest_end) = (0usize, 0usize);
+    while !p.is_empty() {
+        let start = p.pos();
+        match p.u8()? {
+            PAYLOAD_FORMAT_INDICATOR => {
+                let id = PropertyId::PayloadFormatIndicator;
+                once(&mut seen, id)?;
+                out.payload_format_indicator = Some(read_payload_format(&mut p, id)?);
+                continue;
+            }
+            MESSAGE_EXPIRY_INTERVAL => {
+                once(&mut seen, PropertyId::MessageExpiryInterval)?;
+                out.message_expiry_interval = Some(p.u32()?);
+                continue;
+            }
+            TOPIC_ALIAS => {
+                let id = PropertyId::TopicAlias;
+                once(&mut seen, id)?;
+                out.topic_alias = Some(read_nonzero_u16(&mut p, id)?);
+                continue;
+            }
+            RESPONSE_TOPIC => {
+                once(&mut seen, PropertyId::ResponseTopic)?;
+                let n = p.u16()?;
+                // An empty Response Topic is not a Topic Name
+                // (MQTT-3.3.2-14); no wildcards either.
+                check_topic_name(p.take(usize::from(n))?).map_err(DecodeError::InvalidTopicName)?;
+            }
+            CORRELATION_DATA => {
+                once(&mut seen, PropertyId::CorrelationData)?;
+                let n = p.u16()?;
+                p.take(usize::from(n))?;
+            }
+            CONTENT_TYPE => {
+                once(&mut seen, PropertyId::ContentType)?;
+                p.skip_string()?;
+            }
+            USER_PROPERTY => {
+                // MQTT-1.5.7-1: both halves are UTF-8 Encoded Strings.
+                p.skip_string()?;
+                p.skip_string()?;
+            }
+            SUBSCRIPTION_IDENTIFIER => {
+                read_subscription_id(&mut p, PropertyId::SubscriptionIdentifier)?;
+            }
+            _ => return Err(bad_property_id(&p, start)),
+        }
+        if rest_start == rest_end {
+            rest_start = start;
+        } else if start != rest_end {
+            out.mixed = true;
+        }
+        rest_end = p.pos();
+    }
+    if rest_start != rest_end {
+        out.rest = p.field_from(rest_start, rest_end);
+    }
+    Ok(out)
+}
+
 // The identifiers of the PUBLISH properties, as the byte they are on the
 // wire (all below 0x80, so one byte each).
 const PAYLOAD_FORMAT_INDICATOR: u8 = PropertyId::PayloadFormatIndicator as u8;
@@ -183,8 +301,8 @@ fn once(seen: &mut u64, id: PropertyId) -> Result<(), DecodeError> {
 /// error, an unknown identifier, or one PUBLISH may not carry.
 #[cold]
 #[inline(never)]
-fn bad_property_id(p: &Reader<'_>, start: usize) -> DecodeError {
-    let Some(rest) = p.frame().get(start..p.end()) else {
+fn bad_property_id<F: Frame>(p: &Reader<'_, F>, start: usize) -> DecodeError {
+    let Some(rest) = p.data_from(start) else {
         return DecodeError::UnexpectedEnd { packet: p.packet() };
     };
     match parse_vbi(rest) {
@@ -216,14 +334,7 @@ impl PublishProperties {
 
     /// The entries kept in `rest` (field properties skipped).
     fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
-        let mut at = 0;
-        core::iter::from_fn(move || loop {
-            let e = entry_at(&self.rest, at)?;
-            at = e.end;
-            if !self.mixed || is_cold(e.id) {
-                return Some(e);
-            }
-        })
+        kept_entries(&self.rest, self.mixed)
     }
 
     /// The entries of one property, as byte ranges of `rest`.
@@ -392,81 +503,22 @@ impl PublishProperties {
         }
     }
 
+    /// The owned properties of what [`decode_raw`] read.
+    #[inline(always)]
+    pub(crate) fn from_raw(raw: RawProps<Bytes>) -> Self {
+        PublishProperties {
+            payload_format_indicator: raw.payload_format_indicator,
+            message_expiry_interval: raw.message_expiry_interval,
+            topic_alias: raw.topic_alias,
+            rest: Rest(raw.rest),
+            mixed: raw.mixed,
+        }
+    }
+
     /// Reads the Property Length and the properties after it.
-    ///
-    /// Every identifier a PUBLISH may carry is below 0x80, so it is read as
-    /// one byte and dispatched on directly; anything else (a longer
-    /// Variable Byte Integer, an unknown or foreign identifier) is an error
-    /// worked out by [`bad_property_id`].
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let len = r.vbi()? as usize;
-        let mut p = r.sub(len)?;
-        let mut out = Self::default();
-        if len == 0 {
-            return Ok(out);
-        }
-        // Bit `id` is set once the single-valued property `id` is read.
-        let mut seen = 0u64;
-        let (mut rest_start, mut rest_end) = (0usize, 0usize);
-        while !p.is_empty() {
-            let start = p.pos();
-            match p.u8()? {
-                PAYLOAD_FORMAT_INDICATOR => {
-                    let id = PropertyId::PayloadFormatIndicator;
-                    once(&mut seen, id)?;
-                    out.payload_format_indicator = Some(PayloadFormat::read(&mut p, id)?);
-                    continue;
-                }
-                MESSAGE_EXPIRY_INTERVAL => {
-                    once(&mut seen, PropertyId::MessageExpiryInterval)?;
-                    out.message_expiry_interval = Some(p.u32()?);
-                    continue;
-                }
-                TOPIC_ALIAS => {
-                    let id = PropertyId::TopicAlias;
-                    once(&mut seen, id)?;
-                    out.topic_alias = Some(NonZeroU16::read(&mut p, id)?);
-                    continue;
-                }
-                RESPONSE_TOPIC => {
-                    once(&mut seen, PropertyId::ResponseTopic)?;
-                    let n = p.u16()?;
-                    // An empty Response Topic is not a Topic Name
-                    // (MQTT-3.3.2-14); no wildcards either.
-                    check_topic_name(p.take(usize::from(n))?)
-                        .map_err(DecodeError::InvalidTopicName)?;
-                }
-                CORRELATION_DATA => {
-                    once(&mut seen, PropertyId::CorrelationData)?;
-                    let n = p.u16()?;
-                    p.take(usize::from(n))?;
-                }
-                CONTENT_TYPE => {
-                    once(&mut seen, PropertyId::ContentType)?;
-                    p.skip_string()?;
-                }
-                USER_PROPERTY => {
-                    // MQTT-1.5.7-1: both halves are UTF-8 Encoded Strings.
-                    p.skip_string()?;
-                    p.skip_string()?;
-                }
-                SUBSCRIPTION_IDENTIFIER => {
-                    SubscriptionId::read(&mut p, PropertyId::SubscriptionIdentifier)?;
-                }
-                _ => return Err(bad_property_id(&p, start)),
-            }
-            if rest_start == rest_end {
-                rest_start = start;
-            } else if start != rest_end {
-                out.mixed = true;
-            }
-            rest_end = p.pos();
-        }
-        if rest_start != rest_end {
-            out.rest = Rest(Some(p.frame().slice(rest_start..rest_end)));
-        }
-        Ok(out)
+        decode_raw(r).map(Self::from_raw)
     }
 
     /// Checks that every value fits its wire form (always so: the setters
@@ -556,6 +608,194 @@ impl fmt::Debug for PublishProperties {
             .field("content_type", &self.content_type())
             .field("user_properties", &self.user_properties())
             .field("subscription_identifiers", &self.subscription_identifiers())
+            .finish()
+    }
+}
+
+/// The properties of a borrowed PUBLISH ([`PublishRef`](crate::PublishRef)):
+/// what a [`PublishProperties`] holds, as views of the decoder's input.
+///
+/// The three field properties are fields; the others are read through
+/// accessors that return slices of the input (validated by the decoder;
+/// the `&str` accessors run `str::from_utf8` again, as
+/// [`MqttString::as_str`] does, since this crate has no `unsafe`).
+/// Equality is by value, as for [`PublishProperties`].
+///
+/// ```
+/// use mqtt_wire::{decode_ref, DecodeConfig, PacketRef, ProtocolVersion};
+///
+/// // 5.0 PUBLISH to "t", properties: content type "a/b", user property k=v.
+/// let wire = [
+///     0x30, 18, 0, 1, b't', 13, // header, topic, Property Length
+///     0x03, 0, 3, b'a', b'/', b'b', // content type
+///     0x26, 0, 1, b'k', 0, 1, b'v', // user property
+///     b'h', // payload
+/// ];
+/// let cfg = DecodeConfig::new(ProtocolVersion::V5);
+/// let Some((PacketRef::Publish(p), _)) = decode_ref(&wire, &cfg).unwrap() else {
+///     panic!("a PUBLISH");
+/// };
+/// assert_eq!(p.properties().content_type(), Some("a/b"));
+/// assert_eq!(p.properties().user_properties().collect::<Vec<_>>(), [("k", "v")]);
+/// ```
+#[derive(Clone, Copy, Default)]
+pub struct PublishPropertiesRef<'a> {
+    /// Whether the payload is UTF-8.
+    pub payload_format_indicator: Option<PayloadFormat>,
+    /// Lifetime of the message in seconds.
+    pub message_expiry_interval: Option<u32>,
+    /// Topic Alias standing for the topic name (never 0, MQTT-3.3.2-8).
+    pub topic_alias: Option<NonZeroU16>,
+    /// The validated wire entries of the other properties (see
+    /// `PublishProperties::rest`); empty when there are none.
+    rest: &'a [u8],
+    /// `rest` also holds entries of the field properties, to be skipped.
+    mixed: bool,
+}
+
+impl<'a> PublishPropertiesRef<'a> {
+    /// The borrowed properties of what [`decode_raw`] read.
+    #[inline(always)]
+    pub(crate) fn from_raw(raw: RawProps<&'a [u8]>) -> Self {
+        PublishPropertiesRef {
+            payload_format_indicator: raw.payload_format_indicator,
+            message_expiry_interval: raw.message_expiry_interval,
+            topic_alias: raw.topic_alias,
+            rest: raw.rest.unwrap_or(&[]),
+            mixed: raw.mixed,
+        }
+    }
+
+    /// Whether no property is set.
+    pub fn is_empty(&self) -> bool {
+        self.payload_format_indicator.is_none()
+            && self.message_expiry_interval.is_none()
+            && self.topic_alias.is_none()
+            && self.rest.is_empty()
+    }
+
+    /// The entries of one kept property.
+    fn entries_of(&self, id: PropertyId) -> impl Iterator<Item = Entry> + 'a {
+        kept_entries(self.rest, self.mixed).filter(move |e| e.id == id)
+    }
+
+    /// The value of a once-only string or binary property.
+    fn prefixed_value(&self, id: PropertyId) -> Option<&'a [u8]> {
+        let e = self.entries_of(id).next()?;
+        self.rest.get(e.value + 2..e.end)
+    }
+
+    /// Topic for a response.
+    pub fn response_topic(&self) -> Option<&'a str> {
+        core::str::from_utf8(self.prefixed_value(PropertyId::ResponseTopic)?).ok()
+    }
+
+    /// Correlation data for a response.
+    pub fn correlation_data(&self) -> Option<&'a [u8]> {
+        self.prefixed_value(PropertyId::CorrelationData)
+    }
+
+    /// Content type of the payload.
+    pub fn content_type(&self) -> Option<&'a str> {
+        core::str::from_utf8(self.prefixed_value(PropertyId::ContentType)?).ok()
+    }
+
+    /// User Properties (name, value), in the order received.
+    pub fn user_properties(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        let rest = self.rest;
+        self.entries_of(PropertyId::UserProperty)
+            .filter_map(move |e| {
+                // The value of an entry: a name and a value, each a two-byte
+                // length and the bytes (checked by the decoder).
+                let name = prefixed_str(rest, e.value)?;
+                let value = prefixed_str(rest, e.value + 2 + name.len())?;
+                Some((name, value))
+            })
+    }
+
+    /// Subscription Identifiers of the matching subscriptions (server to
+    /// client only), in the order received.
+    pub fn subscription_identifiers(&self) -> impl Iterator<Item = SubscriptionId> + 'a {
+        let rest = self.rest;
+        self.entries_of(PropertyId::SubscriptionIdentifier)
+            .filter_map(move |e| {
+                let (v, _) = parse_vbi(rest.get(e.value..e.end)?).ok()??;
+                SubscriptionId::new(v)
+            })
+    }
+
+    /// The owned [`PublishProperties`] (the kept entries copied: one
+    /// allocation when there are any).
+    pub fn to_properties(&self) -> PublishProperties {
+        self.owned_with(Bytes::copy_from_slice(self.rest))
+    }
+
+    /// The owned properties, with `rest` (a copy of `self.rest`) as their
+    /// kept entries.
+    pub(crate) fn owned_with(self, rest: Bytes) -> PublishProperties {
+        PublishProperties {
+            payload_format_indicator: self.payload_format_indicator,
+            message_expiry_interval: self.message_expiry_interval,
+            topic_alias: self.topic_alias,
+            rest: Rest::from(rest),
+            mixed: self.mixed,
+        }
+    }
+
+    /// The kept entries as they were on the wire.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        self.rest
+    }
+}
+
+/// The UTF-8 string with a two-byte length at `at` of `b`.
+fn prefixed_str(b: &[u8], at: usize) -> Option<&str> {
+    let len = match b.get(at..at + 2)? {
+        [h, l] => usize::from(u16::from_be_bytes([*h, *l])),
+        _ => return None,
+    };
+    core::str::from_utf8(b.get(at + 2..at + 2 + len)?).ok()
+}
+
+impl PartialEq for PublishPropertiesRef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.payload_format_indicator == other.payload_format_indicator
+            && self.message_expiry_interval == other.message_expiry_interval
+            && self.topic_alias == other.topic_alias
+            && COLD.iter().all(|&id| {
+                self.entries_of(id)
+                    .map(|e| self.rest.get(e.start..e.end))
+                    .eq(other.entries_of(id).map(|e| other.rest.get(e.start..e.end)))
+            })
+    }
+}
+
+impl Eq for PublishPropertiesRef<'_> {}
+
+impl fmt::Debug for PublishPropertiesRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        /// A list printed from a fresh iterator.
+        struct List<G>(G);
+        impl<G: Fn() -> I, I: Iterator> fmt::Debug for List<G>
+        where
+            I::Item: fmt::Debug,
+        {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_list().entries((self.0)()).finish()
+            }
+        }
+        f.debug_struct("PublishPropertiesRef")
+            .field("payload_format_indicator", &self.payload_format_indicator)
+            .field("message_expiry_interval", &self.message_expiry_interval)
+            .field("topic_alias", &self.topic_alias)
+            .field("response_topic", &self.response_topic())
+            .field("correlation_data", &self.correlation_data())
+            .field("content_type", &self.content_type())
+            .field("user_properties", &List(|| self.user_properties()))
+            .field(
+                "subscription_identifiers",
+                &List(|| self.subscription_identifiers().map(SubscriptionId::get)),
+            )
             .finish()
     }
 }

@@ -19,9 +19,9 @@
 
 use bytes::{Bytes, BytesMut};
 use mqtt_wire::{
-    decode, decode_bytes, DecodeConfig, Delivery, Encode, MqttString, Packet, PacketId,
-    ProtocolVersion, Publish, PublishProperties, SubscriptionId, SubscriptionIds, TopicName,
-    UserProperties,
+    decode, decode_bytes, decode_ref, DecodeConfig, Delivery, Encode, MqttString, Packet, PacketId,
+    PacketRef, ProtocolVersion, Publish, PublishProperties, SubscriptionId, SubscriptionIds,
+    TopicName, UserProperties,
 };
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 use std::alloc::System;
@@ -126,6 +126,38 @@ fn count_decode_bytes(version: ProtocolVersion, expected: &[Publish]) -> usize {
     n
 }
 
+/// The same with the borrowed `decode_ref` over a slice (no first-packet
+/// exception: there is no buffer to promote).
+fn count_decode_ref(version: ProtocolVersion, expected: &[Publish]) -> usize {
+    let cfg = DecodeConfig::new(version);
+    let buf = encode_all(expected, version);
+    let before = allocs();
+    let mut rest = &buf[..];
+    let mut seen = 0;
+    while let Some((p, n)) = decode_ref(rest, &cfg).unwrap() {
+        let PacketRef::Publish(p) = p else {
+            panic!("not a PUBLISH")
+        };
+        // Field by field: converting would allocate.
+        let x = &expected[seen];
+        assert_eq!(p.topic_bytes(), x.topic.as_ref().unwrap().as_bytes());
+        assert_eq!(p.payload(), &x.payload[..]);
+        assert_eq!(p.delivery(), x.delivery);
+        if version.is_v5() {
+            let props = p.properties();
+            assert_eq!(props.content_type(), Some("application/json"));
+            assert_eq!(props.user_properties().count(), 1);
+            assert_eq!(props.subscription_identifiers().count(), 1);
+        }
+        rest = &rest[n..];
+        seen += 1;
+    }
+    let n = allocs() - before;
+    assert_eq!(seen, N);
+    assert!(rest.is_empty());
+    n
+}
+
 /// A 5.0 PUBLISH whose two User Properties are separated by a Content Type:
 /// the run is not contiguous, so the decoder copies it (the documented rare
 /// case), which the counter must see.
@@ -164,6 +196,12 @@ fn publish_decode_allocates_nothing() {
         0,
         "5.0 decode_bytes"
     );
+    assert_eq!(
+        least(&|| count_decode_ref(v311, &v3)),
+        0,
+        "3.1.1 decode_ref"
+    );
+    assert_eq!(least(&|| count_decode_ref(v500, &v5)), 0, "5.0 decode_ref");
 
     // The counter works: a non-contiguous User Property run is copied.
     let cfg = DecodeConfig::new(ProtocolVersion::V5);

@@ -9,7 +9,10 @@
 //!     whole buffer does (same packets, same first error);
 //! (c) a valid stream of several packets split at every byte position
 //!     decodes to the packets it was built from, and `Ok(None)` never
-//!     consumes anything.
+//!     consumes anything;
+//! (d) in (a) to (c), the borrowed decoder (`decode_ref`) agrees with the
+//!     owned one: same packets (a borrowed PUBLISH checked accessor by
+//!     accessor against the owned one), same lengths, same first error.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -21,7 +24,7 @@ use arbitrary::Unstructured;
 use bytes::BytesMut;
 use mqtt_wire::arbitrary::{
     check_decode_any_chunking, check_packet, chunk_by_sizes, decode_chunks, decode_whole_bytes,
-    packet, packet_types, VERSIONS,
+    decode_whole_ref, packet, packet_types, VERSIONS,
 };
 use mqtt_wire::{
     DecodeConfig, Encode, EncodeError, Packet, PacketType, ProtocolVersion, MAX_PACKET_SIZE,
@@ -98,6 +101,8 @@ proptest! {
                 let cfg = DecodeConfig::new(version).with_max_packet_size(max);
                 let whole = decode_chunks([&data[..]], &cfg);
                 prop_assert_eq!(&decode_whole_bytes(&data, &cfg), &whole);
+                // (d) borrowed and owned agree on arbitrary bytes.
+                prop_assert_eq!(&decode_whole_ref(&data, &cfg), &whole);
                 let chunked = decode_chunks(chunk_by_sizes(&data, &sizes), &cfg);
                 prop_assert_eq!(chunked, whole);
             }
@@ -127,6 +132,7 @@ proptest! {
             let cfg = DecodeConfig::new(version);
             let whole = decode_chunks([&data[..]], &cfg);
             prop_assert_eq!(&decode_whole_bytes(&data, &cfg), &whole);
+            prop_assert_eq!(&decode_whole_ref(&data, &cfg), &whole);
             prop_assert_eq!(decode_chunks(chunk_by_sizes(&data, &sizes), &cfg), whole);
             let mut with_seed = vec![sizes[0] as u8];
             with_seed.extend_from_slice(&data);
@@ -155,6 +161,8 @@ proptest! {
             prop_assert_eq!(&whole.packets, &ps);
             prop_assert_eq!(whole.error, None);
             prop_assert_eq!(whole.leftover, 0);
+            // (d) borrowed and owned agree on arbitrary valid packets.
+            prop_assert_eq!(&decode_whole_ref(&stream, &cfg), &whole);
             // Every position for streams up to 1 KiB; beyond, every position
             // around each packet boundary (fixed headers) and a sample.
             let cuts: Vec<usize> = if stream.len() <= 1024 {

@@ -17,13 +17,13 @@ pub use auth::Auth;
 pub use connack::ConnAck;
 pub use connect::{Connect, LastWill};
 pub use disconnect::Disconnect;
-pub use publish::Publish;
+pub use publish::{Publish, PublishRef};
 pub use suback::SubAck;
 pub use subscribe::{RetainHandling, Subscribe, Subscription, SubscriptionOptions};
 pub use unsuback::UnsubAck;
 pub use unsubscribe::Unsubscribe;
 
-use crate::codec::{parse_vbi, put_vbi, vbi_len, Reader, MAX_VARIABLE_BYTE_INTEGER};
+use crate::codec::{parse_vbi, put_vbi, vbi_len, Frame, Reader, MAX_VARIABLE_BYTE_INTEGER};
 use crate::error::{DecodeError, EncodeError};
 use crate::{PacketType, ProtocolVersion};
 use alloc::boxed::Box;
@@ -64,6 +64,50 @@ pub enum Packet {
     /// AUTH (5.0 only; boxed: rare, and its four property fields would
     /// make every `Packet` larger than a PUBLISH).
     Auth(Box<Auth>),
+}
+
+/// A packet decoded by [`decode_ref`] from a borrowed buffer.
+///
+/// PUBLISH, the packet a receive loop sees most, is borrowed: a
+/// [`PublishRef`] whose topic, payload and properties are slices of the
+/// input, so decoding it allocates nothing and touches no reference count.
+/// Every other packet is the owned [`Packet`]: acknowledgements (without
+/// properties), PINGREQ and PINGRESP are built without allocating; the rest
+/// (CONNECT, SUBSCRIBE, a 5.0 acknowledgement with properties, ...) are
+/// decoded from a copy of their frame, one allocation no larger than the
+/// packet (at most [`DecodeConfig::max_packet_size`]). Their fields are
+/// then independent of the input buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PacketRef<'a> {
+    /// PUBLISH, borrowed from the input.
+    Publish(PublishRef<'a>),
+    /// Any other packet, owned (never [`Packet::Publish`]).
+    Other(Packet),
+}
+
+impl PacketRef<'_> {
+    /// The packet's type.
+    pub fn packet_type(&self) -> PacketType {
+        match self {
+            PacketRef::Publish(_) => PacketType::Publish,
+            PacketRef::Other(p) => p.packet_type(),
+        }
+    }
+
+    /// The owned [`Packet`] (a PUBLISH is copied, see
+    /// [`PublishRef::to_publish`]).
+    pub fn into_packet(self) -> Packet {
+        match self {
+            PacketRef::Publish(p) => Packet::Publish(p.to_publish()),
+            PacketRef::Other(p) => p,
+        }
+    }
+}
+
+impl From<PacketRef<'_>> for Packet {
+    fn from(p: PacketRef<'_>) -> Packet {
+        p.into_packet()
+    }
 }
 
 /// Default for [`DecodeConfig::max_packet_size`]: 1 MiB.
@@ -291,14 +335,14 @@ pub fn decode(buf: &mut BytesMut, cfg: &DecodeConfig) -> Result<Option<Packet>, 
     }
     if let Some(p) = buf
         .get(h.header_len..len)
-        .and_then(|b| decode_small(&h, b, cfg.version))
+        .and_then(|b| decode_small(h.packet_type, b, cfg.version))
     {
         buf.advance(len);
         return Ok(Some(p));
     }
     let mut frame = buf.split_to(len).freeze();
     frame.advance(h.header_len);
-    Packet::decode_other(&h, frame, cfg.version).map(Some)
+    Packet::decode_other(h.packet_type, h.flags, frame, cfg.version).map(Some)
 }
 
 /// [`decode`] for input already in a [`Bytes`] (for example a WebSocket
@@ -326,14 +370,79 @@ pub fn decode_bytes(buf: &mut Bytes, cfg: &DecodeConfig) -> Result<Option<Packet
     }
     if let Some(p) = buf
         .get(h.header_len..len)
-        .and_then(|b| decode_small(&h, b, cfg.version))
+        .and_then(|b| decode_small(h.packet_type, b, cfg.version))
     {
         buf.advance(len);
         return Ok(Some(p));
     }
     let mut frame = buf.split_to(len);
     frame.advance(h.header_len);
-    Packet::decode_other(&h, frame, cfg.version).map(Some)
+    Packet::decode_other(h.packet_type, h.flags, frame, cfg.version).map(Some)
+}
+
+/// Decodes one packet from the front of a borrowed buffer, without taking
+/// ownership of it: the decoder for input that is consumed before the next
+/// read (a receive loop that handles each PUBLISH in place).
+///
+/// - `Ok(None)`: `buf` holds only part of a packet. Read more bytes and call
+///   again with the whole buffered input.
+/// - `Ok(Some((packet, n)))`: the packet is the first `n` bytes of `buf`;
+///   drop them before the next call. A PUBLISH is a [`PublishRef`] borrowing
+///   `buf` (no allocation, no reference count); other packets are owned
+///   (see [`PacketRef`]).
+/// - `Err(e)`: as [`decode`].
+///
+/// Same checks, same errors as [`decode`], by the same parser: for any
+/// input, `decode_ref` succeeds exactly when `decode` does, with the same
+/// packet ([`PacketRef::into_packet`]) and the same length consumed.
+///
+/// ```
+/// use mqtt_wire::{decode_ref, DecodeConfig, Packet, PacketRef, ProtocolVersion};
+///
+/// let cfg = DecodeConfig::new(ProtocolVersion::V3_1_1);
+/// // A PUBLISH to "a/b" with payload "hi", a PINGREQ, half a PINGRESP.
+/// let input = [0x30, 0x07, 0x00, 0x03, b'a', b'/', b'b', b'h', b'i', 0xc0, 0x00, 0xd0];
+/// let mut at = 0;
+/// let mut topics = Vec::new();
+/// while let Some((packet, n)) = decode_ref(&input[at..], &cfg).unwrap() {
+///     match packet {
+///         PacketRef::Publish(p) => topics.push(p.topic().unwrap_or_default().to_owned()),
+///         PacketRef::Other(p) => assert_eq!(p, Packet::PingReq),
+///     }
+///     at += n;
+/// }
+/// assert_eq!(topics, ["a/b"]);
+/// assert_eq!(&input[at..], &[0xd0]); // keep it for the next read
+/// ```
+#[inline]
+pub fn decode_ref<'a>(
+    buf: &'a [u8],
+    cfg: &DecodeConfig,
+) -> Result<Option<(PacketRef<'a>, usize)>, DecodeError> {
+    let Some(h) = FixedHeader::parse(buf, cfg)? else {
+        return Ok(None);
+    };
+    let len = h.packet_len();
+    let Some(frame) = buf.get(..len) else {
+        return Ok(None);
+    };
+    if h.packet_type == PacketType::Publish {
+        return PublishRef::decode_at(frame, h.header_len, h.flags, cfg.version)
+            .map(|p| Some((PacketRef::Publish(p), len)));
+    }
+    let body = frame.get(h.header_len..).unwrap_or(&[]);
+    if let Some(p) = decode_small(h.packet_type, body, cfg.version) {
+        return Ok(Some((PacketRef::Other(p), len)));
+    }
+    // Every other packet holds slices of its frame: decoded from a copy
+    // (bounded by the size limit checked above).
+    Packet::decode_other(
+        h.packet_type,
+        h.flags,
+        Bytes::copy_from_slice(body),
+        cfg.version,
+    )
+    .map(|p| Some((PacketRef::Other(p), len)))
 }
 
 /// The packets that hold no slice of their frame, in their common valid
@@ -344,9 +453,9 @@ pub fn decode_bytes(buf: &mut Bytes, cfg: &DecodeConfig) -> Result<Option<Packet
 /// else, including every malformed form, goes the general way (which
 /// reports the precise error).
 #[inline]
-fn decode_small(h: &FixedHeader, body: &[u8], v: ProtocolVersion) -> Option<Packet> {
+fn decode_small(ty: PacketType, body: &[u8], v: ProtocolVersion) -> Option<Packet> {
     use crate::{PacketId, PubAckReasonCode, PubRelReasonCode};
-    let (id, rest) = match h.packet_type {
+    let (id, rest) = match ty {
         PacketType::PingReq if body.is_empty() => return Some(Packet::PingReq),
         PacketType::PingResp if body.is_empty() => return Some(Packet::PingResp),
         PacketType::PubAck | PacketType::PubRec | PacketType::PubRel | PacketType::PubComp => {
@@ -364,13 +473,13 @@ fn decode_small(h: &FixedHeader, body: &[u8], v: ProtocolVersion) -> Option<Pack
         [c] | [c, 0] if v.is_v5() => Some(*c),
         _ => return None,
     };
-    Some(match h.packet_type {
+    Some(match ty {
         PacketType::PubAck | PacketType::PubRec => {
             let reason = match code {
                 None => PubAckReasonCode::Success,
                 Some(c) => PubAckReasonCode::from_code(c)?,
             };
-            if h.packet_type == PacketType::PubAck {
+            if ty == PacketType::PubAck {
                 Packet::PubAck(PubAck::new(id).with_reason(reason))
             } else {
                 Packet::PubRec(PubRec::new(id).with_reason(reason))
@@ -381,7 +490,7 @@ fn decode_small(h: &FixedHeader, body: &[u8], v: ProtocolVersion) -> Option<Pack
                 None => PubRelReasonCode::Success,
                 Some(c) => PubRelReasonCode::from_code(c)?,
             };
-            if h.packet_type == PacketType::PubRel {
+            if ty == PacketType::PubRel {
                 Packet::PubRel(PubRel::new(id).with_reason(reason))
             } else {
                 Packet::PubComp(PubComp::new(id).with_reason(reason))
@@ -405,25 +514,26 @@ impl Packet {
             // fewer per PUBLISH than slicing it out.
             return Publish::decode(body, h.flags, version).map(Packet::Publish);
         }
-        Self::decode_other(h, body, version)
+        Self::decode_other(h.packet_type, h.flags, body, version)
     }
 
     /// Every packet but PUBLISH: kept out of line so the PUBLISH path of
     /// [`decode`] inlines into the caller's loop.
     #[inline(never)]
     fn decode_other(
-        h: &FixedHeader,
+        ty: PacketType,
+        flags: u8,
         body: Bytes,
         version: ProtocolVersion,
     ) -> Result<Packet, DecodeError> {
-        let mut r = Reader::new(&body, h.packet_type);
+        let mut r = Reader::new(&body, ty);
         let r = &mut r;
         let v = version;
-        Ok(match h.packet_type {
+        Ok(match ty {
             PacketType::Connect => Packet::Connect(Box::new(Connect::decode(r)?)),
             PacketType::ConnAck => Packet::ConnAck(Box::new(ConnAck::decode(r, v)?)),
             // Returned above; kept for exhaustiveness.
-            PacketType::Publish => Packet::Publish(Publish::decode(body.clone(), h.flags, v)?),
+            PacketType::Publish => Packet::Publish(Publish::decode(body.clone(), flags, v)?),
             PacketType::PubAck => Packet::PubAck(PubAck::decode(r, v)?),
             PacketType::PubRec => Packet::PubRec(PubRec::decode(r, v)?),
             PacketType::PubRel => Packet::PubRel(PubRel::decode(r, v)?),
@@ -691,7 +801,9 @@ from_packets!(
 
 /// Reads a non-zero Packet Identifier (MQTT-2.3.1-1).
 #[inline]
-pub(crate) fn read_packet_id(r: &mut Reader<'_>) -> Result<crate::PacketId, DecodeError> {
+pub(crate) fn read_packet_id<F: Frame>(
+    r: &mut Reader<'_, F>,
+) -> Result<crate::PacketId, DecodeError> {
     crate::PacketId::new(r.u16()?).ok_or(DecodeError::ZeroPacketId)
 }
 
