@@ -11,7 +11,8 @@ use mqtt_broker::ConnectionId;
 
 use crate::net::Core;
 
-/// What [`Direct::send`] did with the bytes (never called here).
+/// What [`Direct::send`] did with the bytes (only `Done` here).
+#[allow(dead_code)]
 pub(crate) enum Sent {
     Done,
     Slow,
