@@ -83,6 +83,38 @@ pub(crate) fn hash_at(seed: u64, name: &[u8], start: usize, len: usize) -> u64 {
     fold_mul(h ^ word(name, start + at, len - at), K1)
 }
 
+/// [`hash`] computed word by word, for a caller that reads the text's
+/// 8-byte words anyway (the lookup's split of a name): start with the
+/// text's length, [`mix`](Stream::mix) every word but the last, and
+/// [`finish`](Stream::finish) with the last (zero past the text's end; 0
+/// for an empty text). Gives what `hash(seed, text)` gives.
+pub(crate) struct Stream {
+    h: u64,
+    k2: u64,
+}
+
+impl Stream {
+    #[inline(always)]
+    pub(crate) fn new(seed: u64, len: usize) -> Stream {
+        Stream {
+            h: seed ^ (len as u64).wrapping_mul(K3),
+            k2: K2 ^ seed,
+        }
+    }
+
+    /// A full word that is not the text's last.
+    #[inline(always)]
+    pub(crate) fn mix(&mut self, word: u64) {
+        self.h = fold_mul(self.h ^ word, self.k2);
+    }
+
+    /// The hash, given the last (possibly partial) word.
+    #[inline(always)]
+    pub(crate) fn finish(&self, word: u64) -> u64 {
+        fold_mul(self.h ^ word, K1)
+    }
+}
+
 /// The keyed hash of a level.
 #[inline]
 pub(crate) fn hash(seed: u64, level: &[u8]) -> u64 {
