@@ -383,9 +383,9 @@ impl<K, V> SubscriptionTree<K, V> {
         let mut top = 0usize;
         // The levels' hashes, computed at the first indexed node that needs
         // one (bit `i` of `hashed`: level `i`'s is there).
-        let mut hashes = [0u64; MAX_LEVELS];
+        // (Their top 32 bits: all an index reads.)
+        let mut hashes = [0u32; MAX_LEVELS];
         let mut hashed = 0u32;
-        let mut spare = 0u64;
         let mut node = ROOT;
         // Index of the next level to consume (`count`: none left).
         let mut i = 0usize;
@@ -416,13 +416,22 @@ impl<K, V> SubscriptionTree<K, V> {
                     Some(x) => {
                         // Each level is hashed once per lookup, however
                         // many '+' branches reach an indexed node with it.
-                        let bit = 1u32 << (i & 31);
-                        let slot = hashes.get_mut(i).unwrap_or(&mut spare);
-                        if hashed & bit == 0 {
+                        // `i < count <= MAX_LEVELS` (a power of two), so
+                        // the mask keeps `i` and spares a bounds check.
+                        let i = i & (MAX_LEVELS - 1);
+                        let bit = 1u32 << i;
+                        let slot = hashes.get(i).copied().unwrap_or(0);
+                        let hi = if hashed & bit == 0 {
+                            let hi = (hash_at(self.seed, name, start, len) >> 32) as u32;
                             hashed |= bit;
-                            *slot = hash_at(self.seed, name, start, len);
-                        }
-                        x.find(edges, name, start, len, *slot)
+                            if let Some(s) = hashes.get_mut(i) {
+                                *s = hi;
+                            }
+                            hi
+                        } else {
+                            slot
+                        };
+                        x.find(edges, name, start, len, hi)
                     }
                     None => {
                         let level = name.get(start..end).unwrap_or(&[]);
@@ -919,6 +928,9 @@ const EXACT_SALT: u64 = 0x9E37_79B9_7F4A_7C15;
 /// Names of up to this many levels are split before a lookup (on the
 /// stack); deeper ones are scanned as the lookup goes.
 const MAX_LEVELS: usize = 32;
+// The lookup masks a level index with `MAX_LEVELS - 1` and keeps one bit
+// per level in a `u32`.
+const _: () = assert!(MAX_LEVELS.is_power_of_two() && MAX_LEVELS <= 32);
 
 /// A name's levels: where each starts.
 struct Levels {
@@ -1930,7 +1942,13 @@ mod tests {
             names.push(vec![b'/'; len]);
         }
         for levels in [31usize, 32, 33, 40] {
-            names.push(vec![b'x'; levels - 1].iter().flat_map(|&c| [c, b'/']).chain([b'y']).collect());
+            names.push(
+                vec![b'x'; levels - 1]
+                    .iter()
+                    .flat_map(|&c| [c, b'/'])
+                    .chain([b'y'])
+                    .collect(),
+            );
         }
         names.push("caf\u{e9}/\u{1F600}/x".as_bytes().to_vec());
         for n in &names {
@@ -1939,7 +1957,12 @@ mod tests {
                 let (h, ok) = lv.split(n, seed);
                 assert_eq!(h, crate::index::hash(seed, n), "{n:?}");
                 let want: Vec<usize> = core::iter::once(0)
-                    .chain(n.iter().enumerate().filter(|(_, &c)| c == b'/').map(|(i, _)| i + 1))
+                    .chain(
+                        n.iter()
+                            .enumerate()
+                            .filter(|(_, &c)| c == b'/')
+                            .map(|(i, _)| i + 1),
+                    )
                     .collect();
                 assert_eq!(ok, want.len() <= MAX_LEVELS, "{n:?}");
                 if ok {
