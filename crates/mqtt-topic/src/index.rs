@@ -27,7 +27,7 @@
 //! probe reads edges only on a 32-bit hash match, and verifies the level
 //! exactly (its tag, then its bytes) before reporting it.
 
-use crate::edge::{same_tail, tag_at, Edge};
+use crate::edge::{same_tail, Edge};
 use alloc::vec::Vec;
 
 /// Nodes with more exact children than this get a hashed index.
@@ -201,15 +201,15 @@ impl Index {
         self.slots.capacity() * 8
     }
 
-    /// The edge whose first level is the level of `len` bytes at `start` in
-    /// `name`, whose hash's top 32 bits are `hi`. Reads at most `dmax + 1` slots.
+    /// The edge whose first level is `level`, given its
+    /// [`tag`](crate::edge::tag) `t` and the top 32 bits `hi` of its hash.
+    /// Reads at most `dmax + 1` slots.
     #[inline]
     pub(crate) fn find<'e>(
         &self,
         edges: &'e [Edge],
-        name: &[u8],
-        start: usize,
-        len: usize,
+        level: &[u8],
+        t: u64,
         hi: u32,
     ) -> Option<&'e Edge> {
         let mask = self.slots.len().wrapping_sub(1);
@@ -222,11 +222,8 @@ impl Index {
             }
             if (s >> 32) as u32 == hi {
                 let e = edges.get((s as u32 as usize).wrapping_sub(1))?;
-                if e.tag() == tag_at(name, start, len) {
-                    let level = name.get(start..start + len).unwrap_or(&[]);
-                    if same_tail(e.first_level(), level) {
-                        return Some(e);
-                    }
+                if e.tag() == t && same_tail(e.first_level(), level) {
+                    return Some(e);
                 }
             }
             if left == 0 {
@@ -387,7 +384,7 @@ impl Index {
         for e in edges {
             let l = e.first_level();
             let h = hash(seed, l);
-            let found = self.find(edges, l, 0, l.len(), (h >> 32) as u32);
+            let found = self.find(edges, l, crate::edge::tag(l), (h >> 32) as u32);
             if !found.is_some_and(|f| core::ptr::eq(f, e)) {
                 return Err("index does not find an edge");
             }
@@ -431,7 +428,9 @@ mod tests {
             assert!(ix.live());
             ix.check(&es).unwrap();
             let l = b"nope";
-            assert!(ix.find(&es, l, 0, 4, (hash(3, l) >> 32) as u32).is_none());
+            assert!(ix
+                .find(&es, l, crate::edge::tag(l), (hash(3, l) >> 32) as u32)
+                .is_none());
         }
     }
 

@@ -389,15 +389,19 @@ impl<K, V> SubscriptionTree<K, V> {
         let mut node = ROOT;
         // Index of the next level to consume (`count`: none left).
         let mut i = 0usize;
-        loop {
+        'walk: loop {
             let Some(n) = nodes.get(node as usize) else {
                 return;
             };
-            if !n.depths.admits(count.saturating_sub(i)) {
-                // No filter below ends at the name's depth: a dead end.
-            } else if i >= count {
-                n.emit(true, &mut f);
-            } else {
+            'visit: {
+                if !n.depths.admits(count.saturating_sub(i)) {
+                    // No filter below ends at the name's depth: a dead end.
+                    break 'visit;
+                }
+                if i >= count {
+                    n.emit(true, &mut f);
+                    break 'visit;
+                }
                 // MQTT-4.7.2-1: at the root, '+' and '#' do not take a '$'
                 // level.
                 let wild = !(dollar && node == ROOT);
@@ -407,13 +411,14 @@ impl<K, V> SubscriptionTree<K, V> {
                 }
                 let start = lv.start(i);
                 let end = lv.start(i + 1) - 1;
-                let (edges, index) = match &n.kids {
-                    Kids::Few(edges) => (&edges[..], None),
-                    Kids::Many(m) => (&m.edges[..], Some(&m.index).filter(|x| x.live())),
+                // Always there: the split found these bounds in `name`.
+                let Some(level) = name.get(start..end) else {
+                    break 'visit;
                 };
-                let len = end - start;
-                let found = match index {
-                    Some(x) => {
+                let t = tag_at(name, start, level.len());
+                let found = match &n.kids {
+                    Kids::Few(edges) => edge_few(edges, level, t),
+                    Kids::Many(m) if m.index.live() => {
                         // Each level is hashed once per lookup, however
                         // many '+' branches reach an indexed node with it.
                         // `i < count <= MAX_LEVELS` (a power of two), so
@@ -422,7 +427,7 @@ impl<K, V> SubscriptionTree<K, V> {
                         let bit = 1u32 << i;
                         let slot = hashes.get(i).copied().unwrap_or(0);
                         let hi = if hashed & bit == 0 {
-                            let hi = (hash_at(self.seed, name, start, len) >> 32) as u32;
+                            let hi = (hash_at(self.seed, name, start, level.len()) >> 32) as u32;
                             hashed |= bit;
                             if let Some(s) = hashes.get_mut(i) {
                                 *s = hi;
@@ -431,21 +436,13 @@ impl<K, V> SubscriptionTree<K, V> {
                         } else {
                             slot
                         };
-                        x.find(edges, name, start, len, hi)
+                        m.index.find(&m.edges, level, t, hi)
                     }
-                    None => {
-                        let level = name.get(start..end).unwrap_or(&[]);
-                        let t = tag_at(name, start, len);
-                        if edges.len() <= WIDE {
-                            edge_few(edges, level, t)
-                        } else {
-                            edge_tagged(edges, level, t)
-                        }
-                    }
+                    Kids::Many(m) => edge_tagged(&m.edges, level, t),
                 };
                 let next = found.and_then(|e| {
                     let label = e.label();
-                    if label.len() == end - start {
+                    if label.len() == level.len() {
                         Some((e.node(), i + 1))
                     } else {
                         // A folded label: the levels after the first must
@@ -473,12 +470,12 @@ impl<K, V> SubscriptionTree<K, V> {
                         }
                         node = c;
                         i = j;
-                        continue;
+                        continue 'walk;
                     }
                     None if plus != NIL => {
                         node = plus;
                         i += 1;
-                        continue;
+                        continue 'walk;
                     }
                     None => {}
                 }
