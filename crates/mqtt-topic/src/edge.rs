@@ -76,8 +76,11 @@ impl Edge {
     #[inline]
     pub(crate) fn label(&self) -> &[u8] {
         match self {
-            // `len <= INLINE` by construction; `get` keeps it panic-free.
-            Edge::Inline { len, buf, .. } => buf.get(..usize::from(*len)).unwrap_or(&[]),
+            // `len <= INLINE` by construction; the `min` lets the compiler
+            // see it, so `get` needs no fallback at run time.
+            Edge::Inline { len, buf, .. } => {
+                buf.get(..usize::from(*len).min(INLINE)).unwrap_or(&[])
+            }
             Edge::Heap { label, .. } => label,
         }
     }
@@ -86,7 +89,9 @@ impl Edge {
     #[inline]
     pub(crate) fn first_level(&self) -> &[u8] {
         match self {
-            Edge::Inline { first, buf, .. } => buf.get(..usize::from(*first)).unwrap_or(&[]),
+            Edge::Inline { first, buf, .. } => {
+                buf.get(..usize::from(*first).min(INLINE)).unwrap_or(&[])
+            }
             Edge::Heap { first, label, .. } => label.get(..usize::from(*first)).unwrap_or(label),
         }
     }
@@ -240,8 +245,9 @@ pub(crate) fn edge<'e>(edges: &'e [Edge], level: &[u8]) -> Option<&'e Edge> {
 /// lookup's path: no byte loop).
 #[inline]
 pub(crate) fn tag_at(name: &[u8], start: usize, len: usize) -> u64 {
-    let rest = name.get(start..).unwrap_or(&[]);
-    match rest.first_chunk::<8>() {
+    // Matched on the `Option`s rather than through `unwrap_or(&[])`, which
+    // compiles to conditional moves on the hot path.
+    match name.get(start..).and_then(<[u8]>::first_chunk::<8>) {
         Some(b) => {
             let v = u64::from_be_bytes(*b) >> 16;
             // Keep the level's own bytes (at most 6) of the 48.
@@ -252,7 +258,10 @@ pub(crate) fn tag_at(name: &[u8], start: usize, len: usize) -> u64 {
             };
             (u64::try_from(len).unwrap_or(u64::MAX).min(0xFFFF) << 48) | v
         }
-        None => tag(rest.get(..len).unwrap_or(rest)),
+        None => {
+            let rest = name.get(start..).unwrap_or(&[]);
+            tag(rest.get(..len).unwrap_or(rest))
+        }
     }
 }
 

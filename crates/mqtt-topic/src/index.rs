@@ -52,8 +52,9 @@ fn fold_mul(a: u64, b: u64) -> u64 {
 /// (`len <= 8`). One load when the name has 8 bytes from `at`.
 #[inline]
 fn word(name: &[u8], at: usize, len: usize) -> u64 {
-    let rest = name.get(at..).unwrap_or(&[]);
-    match rest.first_chunk::<8>() {
+    // Matched on the `Option`s rather than through `unwrap_or(&[])`, which
+    // compiles to conditional moves on the hot path.
+    match name.get(at..).and_then(<[u8]>::first_chunk::<8>) {
         Some(b) => {
             let v = u64::from_le_bytes(*b);
             if len >= 8 {
@@ -62,7 +63,9 @@ fn word(name: &[u8], at: usize, len: usize) -> u64 {
                 v & ((1u64 << (8 * len as u32)) - 1)
             }
         }
-        None => rest
+        None => name
+            .get(at..)
+            .unwrap_or(&[])
             .iter()
             .take(len)
             .enumerate()

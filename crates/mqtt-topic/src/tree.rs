@@ -447,11 +447,12 @@ impl<K, V> SubscriptionTree<K, V> {
                     } else {
                         // A folded label: the levels after the first must
                         // match too, up to a level boundary.
-                        let rest = name.get(start..).unwrap_or(&[]);
-                        match rest.strip_prefix(label).map(<[u8]>::first) {
-                            Some(None | Some(b'/')) => {
-                                Some((e.node(), lv.index_of(i + 1, start + label.len() + 1)))
-                            }
+                        let stop = start + label.len();
+                        match name.get(start..stop) {
+                            Some(s) if s == label => match name.get(stop) {
+                                None | Some(b'/') => Some((e.node(), lv.index_of(i + 1, stop + 1))),
+                                Some(_) => None,
+                            },
                             _ => None,
                         }
                     }
@@ -1572,8 +1573,11 @@ impl<K, V> Node<K, V> {
     #[inline]
     fn emit<'a, F: FnMut(Match<'a, K, V>)>(&'a self, all: bool, f: &mut F) {
         let from = if all { 0 } else { self.n_exact as usize };
-        for (key, value) in self.subs.get(from..).unwrap_or(&[]) {
-            f(Match::Subscriber { key, value });
+        // `n_exact <= subs.len()`; matched rather than `unwrap_or(&[])`.
+        if let Some(subs) = self.subs.get(from..) {
+            for (key, value) in subs {
+                f(Match::Subscriber { key, value });
+            }
         }
         if let Kids::Many(m) = &self.kids {
             for g in m.groups.iter().filter(|g| all || g.hash) {
