@@ -78,6 +78,14 @@ fn word(name: &[u8], at: usize, len: usize) -> u64 {
 #[inline(always)]
 pub(crate) fn hash_at(seed: u64, name: &[u8], start: usize, len: usize) -> u64 {
     let mut h = seed ^ (len as u64).wrapping_mul(K3);
+    // Most levels are at most 16 bytes: one or two words, no loop.
+    if len <= 8 {
+        return fold_mul(h ^ word(name, start, len), K1);
+    }
+    if len <= 16 {
+        h = fold_mul(h ^ word(name, start, 8), K2 ^ seed);
+        return fold_mul(h ^ word(name, start + 8, len - 8), K1);
+    }
     let mut at = 0usize;
     while at + 8 < len {
         h = fold_mul(h ^ word(name, start + at, 8), K2 ^ seed);
