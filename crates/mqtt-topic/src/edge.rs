@@ -242,7 +242,7 @@ pub(crate) fn edge<'e>(edges: &'e [Edge], level: &[u8]) -> Option<&'e Edge> {
 
 /// The [`tag`] of the level of `len` bytes starting at `start` in `name`,
 /// read as one 8-byte load where the name has 8 bytes from there (the
-/// lookup's path: no byte loop).
+/// lookup's path: no byte loop). `len` is at most 65,535, as in a Topic Name.
 #[inline]
 pub(crate) fn tag_at(name: &[u8], start: usize, len: usize) -> u64 {
     // Matched on the `Option`s rather than through `unwrap_or(&[])`, which
@@ -256,7 +256,9 @@ pub(crate) fn tag_at(name: &[u8], start: usize, len: usize) -> u64 {
             } else {
                 v & !(u64::MAX >> (16 + 8 * len as u32))
             };
-            (u64::try_from(len).unwrap_or(u64::MAX).min(0xFFFF) << 48) | v
+            // Levels of a Topic Name are at most 65,535 bytes (the walk
+            // splits no longer name), so the length needs no clamping here.
+            (((len & 0xFFFF) as u64) << 48) | v
         }
         None => {
             let rest = name.get(start..).unwrap_or(&[]);
