@@ -1,7 +1,7 @@
 //! The subscription tree: which subscriptions match a published Topic Name.
 
 use crate::arena::{remap_index, reserve_one, trim, Arena, ArenaNode, NIL, ROOT};
-use crate::edge::{edge, edge_few, edge_tagged, find, tag_at, Edge};
+use crate::edge::{edge, edge_few, edge_tagged, find, same_bytes, tag_at, Edge};
 use crate::exact::{is_exact, Exact};
 use crate::index::{hash_at, Index, Stream, DEFAULT_SEED, WIDE};
 use crate::{SharedFilter, SubscriptionFilter, TopicFilter, TopicName};
@@ -449,7 +449,7 @@ impl<K, V> SubscriptionTree<K, V> {
                         // match too, up to a level boundary.
                         let stop = start + label.len();
                         match name.get(start..stop) {
-                            Some(s) if s == label => match name.get(stop) {
+                            Some(s) if same_bytes(s, label) => match name.get(stop) {
                                 None | Some(b'/') => Some((e.node(), lv.index_of(i + 1, stop + 1))),
                                 Some(_) => None,
                             },
