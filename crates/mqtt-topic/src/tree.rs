@@ -394,7 +394,8 @@ impl<K, V> SubscriptionTree<K, V> {
                 return;
             };
             'visit: {
-                if !n.depths.admits(count.saturating_sub(i)) {
+                // `i <= count` always: levels are consumed up to the last.
+                if !n.depths.admits(count.wrapping_sub(i)) {
                     // No filter below ends at the name's depth: a dead end.
                     break 'visit;
                 }
