@@ -76,8 +76,11 @@ impl Edge {
     #[inline]
     pub(crate) fn label(&self) -> &[u8] {
         match self {
-            // `len <= INLINE` by construction; `get` keeps it panic-free.
-            Edge::Inline { len, buf, .. } => buf.get(..usize::from(*len)).unwrap_or(&[]),
+            // `len <= INLINE` by construction; the `min` lets the compiler
+            // see it, so `get` needs no fallback at run time.
+            Edge::Inline { len, buf, .. } => {
+                buf.get(..usize::from(*len).min(INLINE)).unwrap_or(&[])
+            }
             Edge::Heap { label, .. } => label,
         }
     }
@@ -86,7 +89,9 @@ impl Edge {
     #[inline]
     pub(crate) fn first_level(&self) -> &[u8] {
         match self {
-            Edge::Inline { first, buf, .. } => buf.get(..usize::from(*first)).unwrap_or(&[]),
+            Edge::Inline { first, buf, .. } => {
+                buf.get(..usize::from(*first).min(INLINE)).unwrap_or(&[])
+            }
             Edge::Heap { first, label, .. } => label.get(..usize::from(*first)).unwrap_or(label),
         }
     }
@@ -237,11 +242,12 @@ pub(crate) fn edge<'e>(edges: &'e [Edge], level: &[u8]) -> Option<&'e Edge> {
 
 /// The [`tag`] of the level of `len` bytes starting at `start` in `name`,
 /// read as one 8-byte load where the name has 8 bytes from there (the
-/// lookup's path: no byte loop).
+/// lookup's path: no byte loop). `len` is at most 65,535, as in a Topic Name.
 #[inline]
 pub(crate) fn tag_at(name: &[u8], start: usize, len: usize) -> u64 {
-    let rest = name.get(start..).unwrap_or(&[]);
-    match rest.first_chunk::<8>() {
+    // Matched on the `Option`s rather than through `unwrap_or(&[])`, which
+    // compiles to conditional moves on the hot path.
+    match name.get(start..).and_then(<[u8]>::first_chunk::<8>) {
         Some(b) => {
             let v = u64::from_be_bytes(*b) >> 16;
             // Keep the level's own bytes (at most 6) of the 48.
@@ -250,9 +256,14 @@ pub(crate) fn tag_at(name: &[u8], start: usize, len: usize) -> u64 {
             } else {
                 v & !(u64::MAX >> (16 + 8 * len as u32))
             };
-            (u64::try_from(len).unwrap_or(u64::MAX).min(0xFFFF) << 48) | v
+            // Levels of a Topic Name are at most 65,535 bytes (the walk
+            // splits no longer name), so the length needs no clamping here.
+            (((len & 0xFFFF) as u64) << 48) | v
         }
-        None => tag(rest.get(..len).unwrap_or(rest)),
+        None => {
+            let rest = name.get(start..).unwrap_or(&[]);
+            tag(rest.get(..len).unwrap_or(rest))
+        }
     }
 }
 
@@ -279,6 +290,35 @@ pub(crate) fn same_tail(a: &[u8], b: &[u8]) -> bool {
     }
     // n == 7.
     a.last_chunk::<4>() == b.last_chunk::<4>()
+}
+
+/// Whether `a == b`, compared 8 bytes at a time in place rather than by a
+/// `memcmp` call (whose spills around the call cost more than the compare
+/// on the lookup's path, where a folded label is checked against the
+/// name).
+#[inline]
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (Some(x), Some(y)) = (a.last_chunk::<8>(), b.last_chunk::<8>()) else {
+        return a == b;
+    };
+    if x != y {
+        return false;
+    }
+    // The last 8 bytes cover what the 8-byte steps leave.
+    let (mut a, mut b) = (a, b);
+    while let (Some((x, ra)), Some((y, rb))) =
+        (a.split_first_chunk::<8>(), b.split_first_chunk::<8>())
+    {
+        if x != y {
+            return false;
+        }
+        a = ra;
+        b = rb;
+    }
+    true
 }
 
 /// Edge lists up to this long are counted through rather than searched.
@@ -436,6 +476,21 @@ mod tests {
         // Also with the 8-byte load at the name's very end.
         for l in [&b""[..], b"a", b"abcde", b"abcdefg"] {
             assert_eq!(tag_at(l, 0, l.len()), tag(l));
+        }
+    }
+
+    #[test]
+    fn same_bytes_is_slice_equality() {
+        let base: alloc::vec::Vec<u8> = (0..40u8).collect();
+        for n in 0..40 {
+            let a = &base[..n];
+            assert!(same_bytes(a, a));
+            assert!(!same_bytes(a, &base[..n + 1]));
+            for at in 0..n {
+                let mut b = a.to_vec();
+                b[at] ^= 0x80;
+                assert!(!same_bytes(a, &b), "{n} {at}");
+            }
         }
     }
 

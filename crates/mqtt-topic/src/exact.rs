@@ -220,6 +220,22 @@ impl<K, V> Exact<K, V> {
         self.entries.get(self.find(name)?)
     }
 
+    /// [`get`](Self::get) with the name's hash known (as
+    /// `index::hash(self.seed(), name)` gives it).
+    #[inline]
+    pub(crate) fn get_hashed(&self, name: &[u8], h: u64) -> Option<&Entry<K, V>> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        self.entries.get(self.find_hashed(h, name)?)
+    }
+
+    /// The seed the table hashes texts with.
+    #[inline]
+    pub(crate) fn seed(&self) -> u64 {
+        self.seed
+    }
+
     /// Position of the entry whose text is `text`.
     #[inline]
     fn find(&self, text: &[u8]) -> Option<usize> {

@@ -27,7 +27,7 @@
 //! probe reads edges only on a 32-bit hash match, and verifies the level
 //! exactly (its tag, then its bytes) before reporting it.
 
-use crate::edge::{same_tail, tag_at, Edge};
+use crate::edge::{same_tail, Edge};
 use alloc::vec::Vec;
 
 /// Nodes with more exact children than this get a hashed index.
@@ -52,8 +52,9 @@ fn fold_mul(a: u64, b: u64) -> u64 {
 /// (`len <= 8`). One load when the name has 8 bytes from `at`.
 #[inline]
 fn word(name: &[u8], at: usize, len: usize) -> u64 {
-    let rest = name.get(at..).unwrap_or(&[]);
-    match rest.first_chunk::<8>() {
+    // Matched on the `Option`s rather than through `unwrap_or(&[])`, which
+    // compiles to conditional moves on the hot path.
+    match name.get(at..).and_then(<[u8]>::first_chunk::<8>) {
         Some(b) => {
             let v = u64::from_le_bytes(*b);
             if len >= 8 {
@@ -62,7 +63,9 @@ fn word(name: &[u8], at: usize, len: usize) -> u64 {
                 v & ((1u64 << (8 * len as u32)) - 1)
             }
         }
-        None => rest
+        None => name
+            .get(at..)
+            .unwrap_or(&[])
             .iter()
             .take(len)
             .enumerate()
@@ -75,12 +78,52 @@ fn word(name: &[u8], at: usize, len: usize) -> u64 {
 #[inline(always)]
 pub(crate) fn hash_at(seed: u64, name: &[u8], start: usize, len: usize) -> u64 {
     let mut h = seed ^ (len as u64).wrapping_mul(K3);
+    // Most levels are at most 16 bytes: one or two words, no loop.
+    if len <= 8 {
+        return fold_mul(h ^ word(name, start, len), K1);
+    }
+    if len <= 16 {
+        h = fold_mul(h ^ word(name, start, 8), K2 ^ seed);
+        return fold_mul(h ^ word(name, start + 8, len - 8), K1);
+    }
     let mut at = 0usize;
     while at + 8 < len {
         h = fold_mul(h ^ word(name, start + at, 8), K2 ^ seed);
         at += 8;
     }
     fold_mul(h ^ word(name, start + at, len - at), K1)
+}
+
+/// [`hash`] computed word by word, for a caller that reads the text's
+/// 8-byte words anyway (the lookup's split of a name): start with the
+/// text's length, [`mix`](Stream::mix) every word but the last, and
+/// [`finish`](Stream::finish) with the last (zero past the text's end; 0
+/// for an empty text). Gives what `hash(seed, text)` gives.
+pub(crate) struct Stream {
+    h: u64,
+    k2: u64,
+}
+
+impl Stream {
+    #[inline(always)]
+    pub(crate) fn new(seed: u64, len: usize) -> Stream {
+        Stream {
+            h: seed ^ (len as u64).wrapping_mul(K3),
+            k2: K2 ^ seed,
+        }
+    }
+
+    /// A full word that is not the text's last.
+    #[inline(always)]
+    pub(crate) fn mix(&mut self, word: u64) {
+        self.h = fold_mul(self.h ^ word, self.k2);
+    }
+
+    /// The hash, given the last (possibly partial) word.
+    #[inline(always)]
+    pub(crate) fn finish(&self, word: u64) -> u64 {
+        fold_mul(self.h ^ word, K1)
+    }
 }
 
 /// The keyed hash of a level.
@@ -169,19 +212,18 @@ impl Index {
         self.slots.capacity() * 8
     }
 
-    /// The edge whose first level is the level of `len` bytes at `start` in
-    /// `name`, whose hash is `h`. Reads at most `dmax + 1` slots.
+    /// The edge whose first level is `level`, given its
+    /// [`tag`](crate::edge::tag) `t` and the top 32 bits `hi` of its hash.
+    /// Reads at most `dmax + 1` slots.
     #[inline]
     pub(crate) fn find<'e>(
         &self,
         edges: &'e [Edge],
-        name: &[u8],
-        start: usize,
-        len: usize,
-        h: u64,
+        level: &[u8],
+        t: u64,
+        hi: u32,
     ) -> Option<&'e Edge> {
         let mask = self.slots.len().wrapping_sub(1);
-        let hi = h >> 32;
         let mut i = hi as usize;
         let mut left = self.dmax;
         loop {
@@ -189,13 +231,10 @@ impl Index {
             if s == 0 {
                 return None;
             }
-            if s >> 32 == hi {
+            if (s >> 32) as u32 == hi {
                 let e = edges.get((s as u32 as usize).wrapping_sub(1))?;
-                if e.tag() == tag_at(name, start, len) {
-                    let level = name.get(start..start + len).unwrap_or(&[]);
-                    if same_tail(e.first_level(), level) {
-                        return Some(e);
-                    }
+                if e.tag() == t && same_tail(e.first_level(), level) {
+                    return Some(e);
                 }
             }
             if left == 0 {
@@ -356,7 +395,7 @@ impl Index {
         for e in edges {
             let l = e.first_level();
             let h = hash(seed, l);
-            let found = self.find(edges, l, 0, l.len(), h);
+            let found = self.find(edges, l, crate::edge::tag(l), (h >> 32) as u32);
             if !found.is_some_and(|f| core::ptr::eq(f, e)) {
                 return Err("index does not find an edge");
             }
@@ -400,7 +439,9 @@ mod tests {
             assert!(ix.live());
             ix.check(&es).unwrap();
             let l = b"nope";
-            assert!(ix.find(&es, l, 0, 4, hash(3, l)).is_none());
+            assert!(ix
+                .find(&es, l, crate::edge::tag(l), (hash(3, l) >> 32) as u32)
+                .is_none());
         }
     }
 

@@ -1,9 +1,9 @@
 //! The subscription tree: which subscriptions match a published Topic Name.
 
 use crate::arena::{remap_index, reserve_one, trim, Arena, ArenaNode, NIL, ROOT};
-use crate::edge::{edge, edge_few, edge_tagged, find, tag_at, Edge};
+use crate::edge::{edge, edge_few, edge_tagged, find, same_bytes, tag_at, Edge};
 use crate::exact::{is_exact, Exact};
-use crate::index::{hash_at, Index, DEFAULT_SEED, WIDE};
+use crate::index::{hash_at, Index, Stream, DEFAULT_SEED, WIDE};
 use crate::{SharedFilter, SubscriptionFilter, TopicFilter, TopicName};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -343,9 +343,13 @@ impl<K, V> SubscriptionTree<K, V> {
     where
         F: FnMut(Match<'a, K, V>),
     {
+        // One pass over the name finds its levels and hashes it whole for
+        // the exact table.
+        let mut levels = Levels::new();
+        let (h, split) = levels.split(name, self.exact.seed());
         // The filter equal to the name (MQTT-4.7.2-1 does not concern it:
         // it has no wildcard).
-        if let Some(e) = self.exact.get(name) {
+        if let Some(e) = self.exact.get_hashed(name, h) {
             for (key, value) in e.subs() {
                 f(Match::Subscriber { key, value });
             }
@@ -353,8 +357,7 @@ impl<K, V> SubscriptionTree<K, V> {
         if self.arena.nodes.is_empty() {
             return;
         }
-        let mut levels = Levels::new();
-        if levels.split(name).is_some() {
+        if split {
             self.match_split(name, &levels, f);
         } else {
             self.match_scan(name, f);
@@ -380,21 +383,26 @@ impl<K, V> SubscriptionTree<K, V> {
         let mut top = 0usize;
         // The levels' hashes, computed at the first indexed node that needs
         // one (bit `i` of `hashed`: level `i`'s is there).
-        let mut hashes = [0u64; MAX_LEVELS];
+        // (Their top 32 bits: all an index reads.)
+        let mut hashes = [0u32; MAX_LEVELS];
         let mut hashed = 0u32;
-        let mut spare = 0u64;
         let mut node = ROOT;
         // Index of the next level to consume (`count`: none left).
         let mut i = 0usize;
-        loop {
+        'walk: loop {
             let Some(n) = nodes.get(node as usize) else {
                 return;
             };
-            if !n.depths.admits(count.saturating_sub(i)) {
-                // No filter below ends at the name's depth: a dead end.
-            } else if i >= count {
-                n.emit(true, &mut f);
-            } else {
+            'visit: {
+                // `i <= count` always: levels are consumed up to the last.
+                if !n.depths.admits(count.wrapping_sub(i)) {
+                    // No filter below ends at the name's depth: a dead end.
+                    break 'visit;
+                }
+                if i >= count {
+                    n.emit(true, &mut f);
+                    break 'visit;
+                }
                 // MQTT-4.7.2-1: at the root, '+' and '#' do not take a '$'
                 // level.
                 let wild = !(dollar && node == ROOT);
@@ -404,45 +412,48 @@ impl<K, V> SubscriptionTree<K, V> {
                 }
                 let start = lv.start(i);
                 let end = lv.start(i + 1) - 1;
-                let (edges, index) = match &n.kids {
-                    Kids::Few(edges) => (&edges[..], None),
-                    Kids::Many(m) => (&m.edges[..], Some(&m.index).filter(|x| x.live())),
+                // Always there: the split found these bounds in `name`.
+                let Some(level) = name.get(start..end) else {
+                    break 'visit;
                 };
-                let len = end - start;
-                let found = match index {
-                    Some(x) => {
+                let t = tag_at(name, start, level.len());
+                let found = match &n.kids {
+                    Kids::Few(edges) => edge_few(edges, level, t),
+                    Kids::Many(m) if m.index.live() => {
                         // Each level is hashed once per lookup, however
                         // many '+' branches reach an indexed node with it.
-                        let bit = 1u32 << (i & 31);
-                        let slot = hashes.get_mut(i).unwrap_or(&mut spare);
-                        if hashed & bit == 0 {
+                        // `i < count <= MAX_LEVELS` (a power of two), so
+                        // the mask keeps `i` and spares a bounds check.
+                        let i = i & (MAX_LEVELS - 1);
+                        let bit = 1u32 << i;
+                        let slot = hashes.get(i).copied().unwrap_or(0);
+                        let hi = if hashed & bit == 0 {
+                            let hi = (hash_at(self.seed, name, start, level.len()) >> 32) as u32;
                             hashed |= bit;
-                            *slot = hash_at(self.seed, name, start, len);
-                        }
-                        x.find(edges, name, start, len, *slot)
-                    }
-                    None => {
-                        let level = name.get(start..end).unwrap_or(&[]);
-                        let t = tag_at(name, start, len);
-                        if edges.len() <= WIDE {
-                            edge_few(edges, level, t)
+                            if let Some(s) = hashes.get_mut(i) {
+                                *s = hi;
+                            }
+                            hi
                         } else {
-                            edge_tagged(edges, level, t)
-                        }
+                            slot
+                        };
+                        m.index.find(&m.edges, level, t, hi)
                     }
+                    Kids::Many(m) => edge_tagged(&m.edges, level, t),
                 };
                 let next = found.and_then(|e| {
                     let label = e.label();
-                    if label.len() == end - start {
+                    if label.len() == level.len() {
                         Some((e.node(), i + 1))
                     } else {
                         // A folded label: the levels after the first must
                         // match too, up to a level boundary.
-                        let rest = name.get(start..).unwrap_or(&[]);
-                        match rest.strip_prefix(label).map(<[u8]>::first) {
-                            Some(None | Some(b'/')) => {
-                                Some((e.node(), lv.index_of(i + 1, start + label.len() + 1)))
-                            }
+                        let stop = start + label.len();
+                        match name.get(start..stop) {
+                            Some(s) if same_bytes(s, label) => match name.get(stop) {
+                                None | Some(b'/') => Some((e.node(), lv.index_of(i + 1, stop + 1))),
+                                Some(_) => None,
+                            },
                             _ => None,
                         }
                     }
@@ -461,12 +472,12 @@ impl<K, V> SubscriptionTree<K, V> {
                         }
                         node = c;
                         i = j;
-                        continue;
+                        continue 'walk;
                     }
                     None if plus != NIL => {
                         node = plus;
                         i += 1;
-                        continue;
+                        continue 'walk;
                     }
                     None => {}
                 }
@@ -906,7 +917,9 @@ impl<K, V> SubscriptionTree<K, V> {
 /// the cache line is there when the walk reaches the node.
 #[inline]
 fn touch<K, V>(nodes: &[Node<K, V>], i: u32) {
-    core::hint::black_box(nodes.get(i as usize).map(|n| n.parent));
+    if let Some(n) = nodes.get(i as usize) {
+        core::hint::black_box(n.parent);
+    }
 }
 
 /// Mixed into the seed for the exact table, so that its hashes of whole
@@ -916,6 +929,9 @@ const EXACT_SALT: u64 = 0x9E37_79B9_7F4A_7C15;
 /// Names of up to this many levels are split before a lookup (on the
 /// stack); deeper ones are scanned as the lookup goes.
 const MAX_LEVELS: usize = 32;
+// The lookup masks a level index with `MAX_LEVELS - 1` and keeps one bit
+// per level in a `u32`.
+const _: () = assert!(MAX_LEVELS.is_power_of_two() && MAX_LEVELS <= 32);
 
 /// A name's levels: where each starts.
 struct Levels {
@@ -934,50 +950,89 @@ impl Levels {
         }
     }
 
-    /// Splits `name` into `self` (filled in place: no copy of the arrays),
-    /// or `None` if it has more than [`MAX_LEVELS`] levels (or is longer
-    /// than a topic can be).
+    /// Splits `name` into `self` (filled in place: no copy of the arrays)
+    /// and returns the keyed hash of the whole name under `seed` (what
+    /// `index::hash(seed, name)` gives), computed on the same pass over its
+    /// words, and whether the split is usable: not if the name has more
+    /// than [`MAX_LEVELS`] levels (or is longer than a topic can be); the
+    /// hash is that of the whole name either way.
     #[inline]
-    fn split(&mut self, name: &[u8]) -> Option<()> {
-        if name.len() > usize::from(u16::MAX) {
-            return None;
-        }
-        let lv = self;
+    fn split(&mut self, name: &[u8], seed: u64) -> (u64, bool) {
+        let len = name.len();
+        let mut ok = len <= usize::from(u16::MAX);
+        let mut hash = Stream::new(seed, len);
+        // Start of the level being read.
         let mut start = 0usize;
-        let mut push = |lv: &mut Levels, end: usize| -> Option<()> {
-            let i = lv.count;
-            // `start <= name.len() <= u16::MAX`.
-            *lv.starts.get_mut(i)? = start as u32;
-            lv.count = i + 1;
-            start = end + 1;
-            Some(())
-        };
         // Eight bytes at a time: a byte of `w ^ SLASHES` is zero where the
         // name has a '/'.
-        const SLASHES: u64 = u64::from_ne_bytes([b'/'; 8]);
-        const LOW7: u64 = u64::from_ne_bytes([0x7F; 8]);
+        const SLASHES: u64 = u64::from_le_bytes([b'/'; 8]);
+        const LOW7: u64 = u64::from_le_bytes([0x7F; 8]);
+        // High bit set exactly in the bytes of `v` that are '/'.
+        let slashes = |v: u64| {
+            let w = v ^ SLASHES;
+            !(((w & LOW7) + LOW7) | w | LOW7)
+        };
         let chunks = name.chunks_exact(8);
         let tail = chunks.remainder();
+        // The hash's last word: the partial tail, or the last full chunk.
+        let mut last = 0u64;
         let mut base = 0usize;
         for c in chunks {
-            let mut w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8])) ^ SLASHES;
-            // High bit set exactly in the zero bytes.
-            w = !(((w & LOW7) + LOW7) | w | LOW7);
+            let v = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+            if base + 8 < len {
+                hash.mix(v);
+            } else {
+                last = v;
+            }
+            let mut w = slashes(v);
             while w != 0 {
-                let at = base + (w.trailing_zeros() / 8) as usize;
-                push(lv, at)?;
+                ok &= self.push(&mut start, base + (w.trailing_zeros() / 8) as usize);
                 w &= w - 1;
             }
             base += 8;
         }
-        for (k, &c) in tail.iter().enumerate() {
-            if c == b'/' {
-                push(lv, base + k)?;
+        if !tail.is_empty() {
+            let r = tail.len();
+            // The name's last 8 bytes hold the tail in their top `r` (one
+            // load); a name shorter than 8 bytes is read byte by byte. The
+            // bytes shifted in above the tail are zero, never '/'.
+            last = match name.last_chunk::<8>() {
+                Some(b) => u64::from_le_bytes(*b) >> (8 * (8 - r)),
+                None => tail
+                    .iter()
+                    .rev()
+                    .fold(0u64, |v, &c| (v << 8) | u64::from(c)),
+            };
+            let mut w = slashes(last);
+            while w != 0 {
+                ok &= self.push(&mut start, base + (w.trailing_zeros() / 8) as usize);
+                w &= w - 1;
             }
         }
-        push(lv, name.len())?;
-        *lv.starts.get_mut(lv.count)? = name.len() as u32 + 1;
-        Some(())
+        ok &= self.push(&mut start, len);
+        match self.starts.get_mut(self.count) {
+            // `len <= u16::MAX` when the split is used.
+            Some(s) => *s = (len as u32).wrapping_add(1),
+            None => ok = false,
+        }
+        (hash.finish(last), ok)
+    }
+
+    /// Records the level from `*start` to `end` (exclusive), and moves
+    /// `*start` past the '/' at `end`; false if there is no room.
+    #[inline(always)]
+    fn push(&mut self, start: &mut usize, end: usize) -> bool {
+        let room = match self.starts.get_mut(self.count) {
+            Some(s) => {
+                // `start <= name.len() <= u16::MAX` when the split is used.
+                *s = *start as u32;
+                self.count += 1;
+                true
+            }
+            None => false,
+        };
+        *start = end + 1;
+        room
     }
 
     /// Offset of level `i` (`i == count`: the name's length plus one).
@@ -1521,8 +1576,11 @@ impl<K, V> Node<K, V> {
     #[inline]
     fn emit<'a, F: FnMut(Match<'a, K, V>)>(&'a self, all: bool, f: &mut F) {
         let from = if all { 0 } else { self.n_exact as usize };
-        for (key, value) in self.subs.get(from..).unwrap_or(&[]) {
-            f(Match::Subscriber { key, value });
+        // `n_exact <= subs.len()`; matched rather than `unwrap_or(&[])`.
+        if let Some(subs) = self.subs.get(from..) {
+            for (key, value) in subs {
+                f(Match::Subscriber { key, value });
+            }
         }
         if let Kids::Many(m) = &self.kids {
             for g in m.groups.iter().filter(|g| all || g.hash) {
@@ -1869,6 +1927,60 @@ mod tests {
     }
 
     #[test]
+    fn split_finds_levels_and_hashes_the_whole_name() {
+        // Every length around the 8-byte words, '/' at every place, and
+        // names of 32, 33 and more levels.
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        for len in 0..41usize {
+            let base: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            names.push(base.clone());
+            for at in 0..len {
+                let mut n = base.clone();
+                n[at] = b'/';
+                names.push(n.clone());
+                if at + 3 < len {
+                    n[at + 3] = b'/';
+                    names.push(n);
+                }
+            }
+            names.push(vec![b'/'; len]);
+        }
+        for levels in [31usize, 32, 33, 40] {
+            names.push(
+                vec![b'x'; levels - 1]
+                    .iter()
+                    .flat_map(|&c| [c, b'/'])
+                    .chain([b'y'])
+                    .collect(),
+            );
+        }
+        names.push("caf\u{e9}/\u{1F600}/x".as_bytes().to_vec());
+        for n in &names {
+            for seed in [0u64, 7, u64::MAX] {
+                let mut lv = Levels::new();
+                let (h, ok) = lv.split(n, seed);
+                assert_eq!(h, crate::index::hash(seed, n), "{n:?}");
+                let want: Vec<usize> = core::iter::once(0)
+                    .chain(
+                        n.iter()
+                            .enumerate()
+                            .filter(|(_, &c)| c == b'/')
+                            .map(|(i, _)| i + 1),
+                    )
+                    .collect();
+                assert_eq!(ok, want.len() <= MAX_LEVELS, "{n:?}");
+                if ok {
+                    assert_eq!(lv.count, want.len());
+                    for (i, &w) in want.iter().enumerate() {
+                        assert_eq!(lv.start(i), w, "{n:?} level {i}");
+                    }
+                    assert_eq!(lv.start(lv.count), n.len() + 1);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn split_and_scanning_lookups_agree() {
         // The split lookup (names of up to MAX_LEVELS levels) and the
         // scanning one (deeper names) must report the same matches.
@@ -1934,7 +2046,7 @@ mod tests {
                 Match::Shared(_) => u32::MAX,
             };
             let mut lv = Levels::new();
-            if lv.split(name.as_bytes()).is_some() {
+            if lv.split(name.as_bytes(), 0).1 {
                 t.match_split(name.as_bytes(), &lv, |m| a.push(key(m)));
             }
             t.match_scan(name.as_bytes(), |m| b.push(key(m)));
