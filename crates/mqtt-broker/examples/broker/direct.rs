@@ -765,7 +765,7 @@ mod tests {
         let mut sub = client(addr, CONNECT_A).await;
         sub.write_all(SUBSCRIBE).await.unwrap();
         expect(&mut sub, SUBACK).await;
-        let mut publ = client(addr, b"\x10\x0d\x00\x04MQTT\x04\x02\x00\x00\x00\x01b").await;
+        let mut publ = client(addr, CONNECT_B).await;
         // Two packets in one write, split mid-packet: the core reassembles.
         let mut two = PUBLISH.to_vec();
         two.extend_from_slice(PINGREQ);
@@ -794,6 +794,18 @@ mod tests {
         expect(&mut watcher, b"\x30\x06\x00\x01wbye").await;
     }
 
+    /// CONNECT of client "b".
+    const CONNECT_B: &[u8] = b"\x10\x0d\x00\x04MQTT\x04\x02\x00\x00\x00\x01b";
+
+    /// A QoS 0 PUBLISH to `t/x` with a 32 KiB payload.
+    fn big_publish() -> Vec<u8> {
+        let payload = 32 * 1024;
+        let mut msg = vec![0x30, 0x85, 0x80, 0x02, 0x00, 0x03, b't', b'/', b'x'];
+        assert_eq!(msg.len() - 4 + payload, 0x8005); // Remaining Length
+        msg.resize(msg.len() + payload, b'.');
+        msg
+    }
+
     /// A subscriber that does not read is closed once more than
     /// `max_write_buffer` bytes wait for it; the others go on.
     #[tokio::test]
@@ -803,13 +815,10 @@ mod tests {
         let mut slow = client(addr, CONNECT_A).await;
         slow.write_all(SUBSCRIBE).await.unwrap();
         expect(&mut slow, SUBACK).await;
-        let mut publ = client(addr, b"\x10\x0d\x00\x04MQTT\x04\x02\x00\x00\x00\x01b").await;
+        let mut publ = client(addr, CONNECT_B).await;
         // 32 KiB messages to `t/x` until well beyond what the sockets and
         // the write bound can hold: 64 MiB.
-        let payload = 32 * 1024;
-        let mut msg = vec![0x30, 0x85, 0x80, 0x02, 0x00, 0x03, b't', b'/', b'x'];
-        assert_eq!(msg.len() - 4 + payload, 0x8005); // Remaining Length
-        msg.resize(msg.len() + payload, b'.');
+        let msg = big_publish();
         for _ in 0..2048 {
             publ.write_all(&msg).await.unwrap();
         }
@@ -842,10 +851,8 @@ mod tests {
         let mut sub = client(addr, CONNECT_A).await;
         sub.write_all(SUBSCRIBE).await.unwrap();
         expect(&mut sub, SUBACK).await;
-        let mut publ = client(addr, b"\x10\x0d\x00\x04MQTT\x04\x02\x00\x00\x00\x01b").await;
-        let payload = 32 * 1024;
-        let mut msg = vec![0x30, 0x85, 0x80, 0x02, 0x00, 0x03, b't', b'/', b'x'];
-        msg.resize(msg.len() + payload, b'.');
+        let mut publ = client(addr, CONNECT_B).await;
+        let msg = big_publish();
         // 32 MiB: more than the sockets hold, so most of it waits in the
         // subscriber's queue when the broker shuts down.
         let n = 1024;
