@@ -448,7 +448,7 @@ impl BrokerTask {
                 self.on_event(event);
             }
             for id in slow.drain(..) {
-                if let Some(peer) = self.direct.peer(id) {
+                if let Some(peer) = self.direct.peer(id).filter(|_| self.direct.contains(id)) {
                     busy = true;
                     log(&format!("close {id} ({peer}): reads too slowly"));
                     self.direct.kill(id);
