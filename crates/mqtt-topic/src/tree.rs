@@ -407,7 +407,9 @@ impl<K, V> SubscriptionTree<K, V> {
                 // level.
                 let wild = !(dollar && node == ROOT);
                 let plus = if wild { n.plus } else { NIL };
-                if wild {
+                // `#` subscriptions or groups here claim hash depth 0 (the
+                // depths never miss one): nothing to report otherwise.
+                if wild && n.depths.hash == 0 {
                     n.emit(false, &mut f);
                 }
                 let start = lv.start(i);
