@@ -292,6 +292,14 @@ pub(crate) fn same_tail(a: &[u8], b: &[u8]) -> bool {
     a.last_chunk::<4>() == b.last_chunk::<4>()
 }
 
+/// Whether `e`'s first level is `level`, whose [`tag`] is `t`: equal tags
+/// settle levels of up to 6 bytes, so the edge's label is read only for
+/// longer ones (its place depends on the variant: a branch saved).
+#[inline(always)]
+pub(crate) fn is_level(e: &Edge, level: &[u8], t: u64) -> bool {
+    e.tag() == t && (level.len() <= 6 || same_tail(e.first_level(), level))
+}
+
 /// Whether `a == b`, compared 8 bytes at a time in place rather than by a
 /// `memcmp` call (whose spills around the call cost more than the compare
 /// on the lookup's path, where a folded label is checked against the
@@ -340,7 +348,7 @@ pub(crate) fn edge_tagged<'e>(edges: &'e [Edge], level: &[u8], t: u64) -> Option
         if e.tag() != t {
             return None;
         }
-        if same_tail(e.first_level(), level) {
+        if level.len() <= 6 || same_tail(e.first_level(), level) {
             return Some(e);
         }
     }
@@ -351,9 +359,7 @@ pub(crate) fn edge_tagged<'e>(edges: &'e [Edge], level: &[u8], t: u64) -> Option
 /// edges): compared one by one, tag first.
 #[inline]
 pub(crate) fn edge_few<'e>(edges: &'e [Edge], level: &[u8], t: u64) -> Option<&'e Edge> {
-    edges
-        .iter()
-        .find(|e| e.tag() == t && same_tail(e.first_level(), level))
+    edges.iter().find(|e| is_level(e, level, t))
 }
 
 /// The child reached by a one-level edge labelled `level` (retained index).

@@ -27,7 +27,7 @@
 //! probe reads edges only on a 32-bit hash match, and verifies the level
 //! exactly (its tag, then its bytes) before reporting it.
 
-use crate::edge::{same_tail, Edge};
+use crate::edge::{is_level, Edge};
 use alloc::vec::Vec;
 
 /// Nodes with more exact children than this get a hashed index.
@@ -233,7 +233,7 @@ impl Index {
             }
             if (s >> 32) as u32 == hi {
                 let e = edges.get((s as u32 as usize).wrapping_sub(1))?;
-                if e.tag() == t && same_tail(e.first_level(), level) {
+                if is_level(e, level, t) {
                     return Some(e);
                 }
             }
