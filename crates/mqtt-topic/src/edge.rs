@@ -85,6 +85,15 @@ impl Edge {
         }
     }
 
+    /// The label's length in bytes (without taking its slice).
+    #[inline]
+    pub(crate) fn label_len(&self) -> usize {
+        match self {
+            Edge::Inline { len, .. } => usize::from(*len),
+            Edge::Heap { label, .. } => label.len(),
+        }
+    }
+
     /// The label's first level.
     #[inline]
     pub(crate) fn first_level(&self) -> &[u8] {

@@ -444,10 +444,10 @@ impl<K, V> SubscriptionTree<K, V> {
                     Kids::Many(m) => edge_tagged(&m.edges, level, t),
                 };
                 let next = found.and_then(|e| {
-                    let label = e.label();
-                    if label.len() == level.len() {
+                    if e.label_len() == level.len() {
                         Some((e.node(), i + 1))
                     } else {
+                        let label = e.label();
                         // A folded label: the levels after the first must
                         // match too, up to a level boundary.
                         let stop = start + label.len();
