@@ -269,11 +269,17 @@ pub(crate) fn tag_at(name: &[u8], start: usize, len: usize) -> u64 {
             // splits no longer name), so the length needs no clamping here.
             (((len & 0xFFFF) as u64) << 48) | v
         }
-        None => {
-            let rest = name.get(start..).unwrap_or(&[]);
-            tag(rest.get(..len).unwrap_or(rest))
-        }
+        None => tag_near_end(name, start, len),
     }
+}
+
+/// [`tag_at`] for a level within 8 bytes of the name's end: rare, kept out
+/// of the walk's code.
+#[cold]
+#[inline(never)]
+fn tag_near_end(name: &[u8], start: usize, len: usize) -> u64 {
+    let rest = name.get(start..).unwrap_or(&[]);
+    tag(rest.get(..len).unwrap_or(rest))
 }
 
 /// Whether two levels of equal length and equal [`tag`] are equal: the

@@ -63,14 +63,21 @@ fn word(name: &[u8], at: usize, len: usize) -> u64 {
                 v & ((1u64 << (8 * len as u32)) - 1)
             }
         }
-        None => name
-            .get(at..)
-            .unwrap_or(&[])
-            .iter()
-            .take(len)
-            .enumerate()
-            .fold(0u64, |v, (i, &c)| v | (u64::from(c) << (8 * i as u32))),
+        None => word_near_end(name, at, len),
     }
+}
+
+/// [`word`] within 8 bytes of the name's end: rare, kept out of the
+/// lookup's code.
+#[cold]
+#[inline(never)]
+fn word_near_end(name: &[u8], at: usize, len: usize) -> u64 {
+    name.get(at..)
+        .unwrap_or(&[])
+        .iter()
+        .take(len)
+        .enumerate()
+        .fold(0u64, |v, (i, &c)| v | (u64::from(c) << (8 * i as u32)))
 }
 
 /// The keyed hash of the level of `len` bytes at `start` in `name`: one
