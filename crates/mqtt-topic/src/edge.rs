@@ -85,6 +85,15 @@ impl Edge {
         }
     }
 
+    /// The label's length in bytes (without taking its slice).
+    #[inline]
+    pub(crate) fn label_len(&self) -> usize {
+        match self {
+            Edge::Inline { len, .. } => usize::from(*len),
+            Edge::Heap { label, .. } => label.len(),
+        }
+    }
+
     /// The label's first level.
     #[inline]
     pub(crate) fn first_level(&self) -> &[u8] {
@@ -260,11 +269,17 @@ pub(crate) fn tag_at(name: &[u8], start: usize, len: usize) -> u64 {
             // splits no longer name), so the length needs no clamping here.
             (((len & 0xFFFF) as u64) << 48) | v
         }
-        None => {
-            let rest = name.get(start..).unwrap_or(&[]);
-            tag(rest.get(..len).unwrap_or(rest))
-        }
+        None => tag_near_end(name, start, len),
     }
+}
+
+/// [`tag_at`] for a level within 8 bytes of the name's end: rare, kept out
+/// of the walk's code.
+#[cold]
+#[inline(never)]
+fn tag_near_end(name: &[u8], start: usize, len: usize) -> u64 {
+    let rest = name.get(start..).unwrap_or(&[]);
+    tag(rest.get(..len).unwrap_or(rest))
 }
 
 /// Whether two levels of equal length and equal [`tag`] are equal: the
@@ -290,6 +305,14 @@ pub(crate) fn same_tail(a: &[u8], b: &[u8]) -> bool {
     }
     // n == 7.
     a.last_chunk::<4>() == b.last_chunk::<4>()
+}
+
+/// Whether `e`'s first level is `level`, whose [`tag`] is `t`: equal tags
+/// settle levels of up to 6 bytes, so the edge's label is read only for
+/// longer ones (its place depends on the variant: a branch saved).
+#[inline(always)]
+pub(crate) fn is_level(e: &Edge, level: &[u8], t: u64) -> bool {
+    e.tag() == t && (level.len() <= 6 || same_tail(e.first_level(), level))
 }
 
 /// Whether `a == b`, compared 8 bytes at a time in place rather than by a
@@ -340,7 +363,7 @@ pub(crate) fn edge_tagged<'e>(edges: &'e [Edge], level: &[u8], t: u64) -> Option
         if e.tag() != t {
             return None;
         }
-        if same_tail(e.first_level(), level) {
+        if level.len() <= 6 || same_tail(e.first_level(), level) {
             return Some(e);
         }
     }
@@ -351,9 +374,7 @@ pub(crate) fn edge_tagged<'e>(edges: &'e [Edge], level: &[u8], t: u64) -> Option
 /// edges): compared one by one, tag first.
 #[inline]
 pub(crate) fn edge_few<'e>(edges: &'e [Edge], level: &[u8], t: u64) -> Option<&'e Edge> {
-    edges
-        .iter()
-        .find(|e| e.tag() == t && same_tail(e.first_level(), level))
+    edges.iter().find(|e| is_level(e, level, t))
 }
 
 /// The child reached by a one-level edge labelled `level` (retained index).

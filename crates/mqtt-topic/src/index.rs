@@ -27,7 +27,7 @@
 //! probe reads edges only on a 32-bit hash match, and verifies the level
 //! exactly (its tag, then its bytes) before reporting it.
 
-use crate::edge::{same_tail, Edge};
+use crate::edge::{is_level, Edge};
 use alloc::vec::Vec;
 
 /// Nodes with more exact children than this get a hashed index.
@@ -63,14 +63,21 @@ fn word(name: &[u8], at: usize, len: usize) -> u64 {
                 v & ((1u64 << (8 * len as u32)) - 1)
             }
         }
-        None => name
-            .get(at..)
-            .unwrap_or(&[])
-            .iter()
-            .take(len)
-            .enumerate()
-            .fold(0u64, |v, (i, &c)| v | (u64::from(c) << (8 * i as u32))),
+        None => word_near_end(name, at, len),
     }
+}
+
+/// [`word`] within 8 bytes of the name's end: rare, kept out of the
+/// lookup's code.
+#[cold]
+#[inline(never)]
+fn word_near_end(name: &[u8], at: usize, len: usize) -> u64 {
+    name.get(at..)
+        .unwrap_or(&[])
+        .iter()
+        .take(len)
+        .enumerate()
+        .fold(0u64, |v, (i, &c)| v | (u64::from(c) << (8 * i as u32)))
 }
 
 /// The keyed hash of the level of `len` bytes at `start` in `name`: one
@@ -233,7 +240,7 @@ impl Index {
             }
             if (s >> 32) as u32 == hi {
                 let e = edges.get((s as u32 as usize).wrapping_sub(1))?;
-                if e.tag() == t && same_tail(e.first_level(), level) {
+                if is_level(e, level, t) {
                     return Some(e);
                 }
             }

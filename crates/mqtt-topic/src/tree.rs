@@ -39,7 +39,7 @@ const END: usize = usize::MAX;
 ///   wildcard branches that exist, plus the matches; never the number of
 ///   subscriptions. It allocates
 ///   nothing and uses no recursion: the `+` branches still to take wait on
-///   a fixed array of 32 entries, and names deeper than 32 levels are walked
+///   a fixed array of 16 entries, and names deeper than 16 levels are walked
 ///   through parent links instead, so a 32,768-level name needs no stack.
 /// - Insert and remove walk the filter once. Chains of levels that hold no
 ///   subscription are folded into one edge (a radix tree), split again when
@@ -407,7 +407,9 @@ impl<K, V> SubscriptionTree<K, V> {
                 // level.
                 let wild = !(dollar && node == ROOT);
                 let plus = if wild { n.plus } else { NIL };
-                if wild {
+                // `#` subscriptions or groups here claim hash depth 0 (the
+                // depths never miss one): nothing to report otherwise.
+                if wild && n.depths.hash == 0 {
                     n.emit(false, &mut f);
                 }
                 let start = lv.start(i);
@@ -442,10 +444,10 @@ impl<K, V> SubscriptionTree<K, V> {
                     Kids::Many(m) => edge_tagged(&m.edges, level, t),
                 };
                 let next = found.and_then(|e| {
-                    let label = e.label();
-                    if label.len() == level.len() {
+                    if e.label_len() == level.len() {
                         Some((e.node(), i + 1))
                     } else {
+                        let label = e.label();
                         // A folded label: the levels after the first must
                         // match too, up to a level boundary.
                         let stop = start + label.len();
@@ -928,7 +930,7 @@ const EXACT_SALT: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// Names of up to this many levels are split before a lookup (on the
 /// stack); deeper ones are scanned as the lookup goes.
-const MAX_LEVELS: usize = 32;
+const MAX_LEVELS: usize = 16;
 // The lookup masks a level index with `MAX_LEVELS - 1` and keeps one bit
 // per level in a `u32`.
 const _: () = assert!(MAX_LEVELS.is_power_of_two() && MAX_LEVELS <= 32);
@@ -1929,7 +1931,7 @@ mod tests {
     #[test]
     fn split_finds_levels_and_hashes_the_whole_name() {
         // Every length around the 8-byte words, '/' at every place, and
-        // names of 32, 33 and more levels.
+        // names of 16, 17 and more levels.
         let mut names: Vec<Vec<u8>> = Vec::new();
         for len in 0..41usize {
             let base: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
@@ -1945,7 +1947,7 @@ mod tests {
             }
             names.push(vec![b'/'; len]);
         }
-        for levels in [31usize, 32, 33, 40] {
+        for levels in [15usize, 16, 17, 31, 32, 33, 40] {
             names.push(
                 vec![b'x'; levels - 1]
                     .iter()
@@ -2036,7 +2038,7 @@ mod tests {
         .iter()
         .map(|s| String::from(*s))
         .collect();
-        for n in [31, 32, 33, 34, 40] {
+        for n in [15, 16, 17, 18, 31, 32, 33, 34, 40] {
             names.push(deep(n));
         }
         for name in &names {
