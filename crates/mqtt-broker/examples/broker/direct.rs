@@ -336,7 +336,7 @@ impl Direct {
                 if let Some(Some(c)) = self.conns.get_mut(slot) {
                     if c.flush().is_err() {
                         let id = c.id;
-                        self.end(id, now, broker, gone);
+                        self.failed(id, now, broker, gone);
                     }
                 }
             }
@@ -371,7 +371,7 @@ impl Direct {
             match c.stream.read(&mut self.scratch) {
                 Ok(0) => {
                     let id = c.id;
-                    self.end(id, now, broker, gone);
+                    self.failed(id, now, broker, gone);
                     return;
                 }
                 Ok(n) => {
@@ -384,7 +384,7 @@ impl Direct {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     let id = c.id;
-                    self.end(id, now, broker, gone);
+                    self.failed(id, now, broker, gone);
                     return;
                 }
             }
@@ -612,8 +612,10 @@ impl Direct {
         }
     }
 
-    /// The transport of `id` ended or failed: drop it, tell the broker.
-    fn end(
+    /// The transport of `id` ended or failed (also when a write failed
+    /// while the broker's output was handed over, a [`Sent::Failed`]):
+    /// drop it, tell the broker.
+    pub(crate) fn failed(
         &mut self,
         id: ConnectionId,
         now: Instant,
@@ -625,18 +627,6 @@ impl Direct {
             broker.handle_closed(id, now);
             gone.push(id);
         }
-    }
-
-    /// The socket failed while the broker's output was handed over (a
-    /// [`Sent::Failed`]): drop it, tell the broker.
-    pub(crate) fn failed(
-        &mut self,
-        id: ConnectionId,
-        now: Instant,
-        broker: &mut Core,
-        gone: &mut Vec<ConnectionId>,
-    ) {
-        self.end(id, now, broker, gone);
     }
 
     /// The broker's log lines about the ended connections are written:
