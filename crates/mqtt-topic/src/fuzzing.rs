@@ -41,17 +41,51 @@ pub const LEVELS: [&str; 14] = [
     "+",
 ];
 
+/// Longer levels, chosen by level bytes of 0xC0 and above: lengths around
+/// the tree's word-at-a-time compares (7, 8, 9 bytes) and its inline label
+/// limit (15 to 18 bytes), look-alikes of one length that differ in their
+/// last byte or in a middle one, and multi-byte UTF-8 crossing those
+/// boundaries.
+pub const LONG_LEVELS: [&str; 14] = [
+    "abcdefg",
+    "abcdefh",
+    "abcdefgh",
+    "abcdefgi",
+    "abcdefghi",
+    "temperature",
+    "temperaturf",
+    "0123456789abcde",
+    "0123456789abcdef",
+    "0123456x89abcdef",
+    "0123456789abcdefg",
+    "0123456789abcdefh",
+    "0123456789abcdefgh",
+    "\u{65e5}\u{672c}\u{65e5}\u{672c}\u{65e5}\u{672c}",
+];
+
+/// Most levels a generated topic has: more than the tree splits a name
+/// into up front (16), so the scanning lookup is exercised too.
+pub const MAX_TOPIC_LEVELS: usize = 20;
+
 /// ShareNames used by generated shared subscriptions.
 pub const GROUPS: [&str; 3] = ["g", "h", "gr\u{fc}n"];
 
-/// A topic as a list of level choices (indexes into [`LEVELS`]).
+/// A topic as a list of level choices: a byte below 0xC0 indexes
+/// [`LEVELS`], a higher one [`LONG_LEVELS`]; at most [`MAX_TOPIC_LEVELS`]
+/// levels.
 #[derive(Arbitrary, Debug, Clone, PartialEq, Eq)]
 pub struct Topic(pub Vec<u8>);
 
 impl Topic {
     fn levels(&self) -> impl Iterator<Item = &'static str> + '_ {
-        let n = self.0.len().clamp(1, 8);
-        (0..n).map(|i| LEVELS[usize::from(*self.0.get(i).unwrap_or(&0)) % LEVELS.len()])
+        let n = self.0.len().clamp(1, MAX_TOPIC_LEVELS);
+        (0..n).map(|i| {
+            let b = usize::from(*self.0.get(i).unwrap_or(&0));
+            match b.checked_sub(0xC0) {
+                Some(long) => LONG_LEVELS[long % LONG_LEVELS.len()],
+                None => LEVELS[b % LEVELS.len()],
+            }
+        })
     }
 
     /// A valid filter: a `#` that is not last becomes `+`.

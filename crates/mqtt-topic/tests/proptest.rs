@@ -10,8 +10,14 @@ use mqtt_topic::{
 };
 use proptest::prelude::*;
 
+/// Mostly short topics (shared prefixes, so lookups meet); now and then
+/// one deeper than the tree splits up front (16 levels).
 fn topic() -> impl Strategy<Value = Topic> {
-    prop::collection::vec(any::<u8>(), 1..7).prop_map(Topic)
+    prop_oneof![
+        9 => prop::collection::vec(any::<u8>(), 1..7),
+        1 => prop::collection::vec(any::<u8>(), 15..=mqtt_topic::fuzzing::MAX_TOPIC_LEVELS),
+    ]
+    .prop_map(Topic)
 }
 
 fn op() -> impl Strategy<Value = Op> {
