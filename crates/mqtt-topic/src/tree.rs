@@ -3,7 +3,7 @@
 use crate::arena::{remap_index, reserve_one, trim, Arena, ArenaNode, NIL, ROOT};
 use crate::edge::{edge, edge_few, edge_tagged, find, same_bytes, tag_at, Edge};
 use crate::exact::{is_exact, Exact};
-use crate::index::{hash_at, Index, Stream, DEFAULT_SEED, WIDE};
+use crate::index::{level_hash_at, Index, Stream, DEFAULT_SEED, WIDE};
 use crate::{SharedFilter, SubscriptionFilter, TopicFilter, TopicName};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -355,11 +355,6 @@ impl<K, V> SubscriptionTree<K, V> {
         // level visited after it was pushed.
         let mut pending = [(0u32, 0u32); MAX_LEVELS];
         let mut top = 0usize;
-        // The levels' hashes, computed at the first indexed node that needs
-        // one (bit `i` of `hashed`: level `i`'s is there).
-        // (Their top 32 bits: all an index reads.)
-        let mut hashes = [0u32; MAX_LEVELS];
-        let mut hashed = 0u32;
         let mut node = ROOT;
         // Index of the next level to consume (`count`: none left).
         let mut i = 0usize;
@@ -400,23 +395,12 @@ impl<K, V> SubscriptionTree<K, V> {
                 let found = match &n.kids {
                     Kids::Few(edges) => edge_few(edges, level, t),
                     Kids::Many(m) if m.index.live() => {
-                        // Each level is hashed once per lookup, however
-                        // many '+' branches reach an indexed node with it.
-                        // `i < count <= MAX_LEVELS` (a power of two), so
-                        // the mask keeps `i` and spares a bounds check.
-                        let i = i & (MAX_LEVELS - 1);
-                        let bit = 1u32 << i;
-                        let slot = hashes.get(i).copied().unwrap_or(0);
-                        let hi = if hashed & bit == 0 {
-                            let hi = (hash_at(self.seed, name, start, level.len()) >> 32) as u32;
-                            hashed |= bit;
-                            if let Some(s) = hashes.get_mut(i) {
-                                *s = hi;
-                            }
-                            hi
-                        } else {
-                            slot
-                        };
+                        // Hashed from the tag in one multiply (levels of
+                        // up to 14 bytes): cheaper than keeping the hashes
+                        // of the levels for the '+' branches that come back
+                        // to them.
+                        let hi =
+                            (level_hash_at(self.seed, name, start, level.len(), t) >> 32) as u32;
                         m.index.find(&m.edges, level, t, hi)
                     }
                     Kids::Many(m) => edge_tagged(&m.edges, level, t),
@@ -963,9 +947,6 @@ const EXACT_SALT: u64 = 0x9E37_79B9_7F4A_7C15;
 /// Names of up to this many levels are split before a lookup (on the
 /// stack); deeper ones are scanned as the lookup goes.
 const MAX_LEVELS: usize = 16;
-// The lookup masks a level index with `MAX_LEVELS - 1` and keeps one bit
-// per level in a `u32`.
-const _: () = assert!(MAX_LEVELS.is_power_of_two() && MAX_LEVELS <= 32);
 
 /// A name's levels: where each starts.
 struct Levels {
