@@ -348,7 +348,6 @@ impl<K, V> SubscriptionTree<K, V> {
         F: FnMut(Match<'a, K, V>),
     {
         let nodes: &'a [Node<K, V>] = &self.arena.nodes;
-        let dollar = name.first() == Some(&b'$');
         let count = lv.count;
         // The '+' branches still to take, as (node, next level): one per
         // level at most, since a pending branch's level is above every
@@ -358,6 +357,7 @@ impl<K, V> SubscriptionTree<K, V> {
         let mut node = ROOT;
         // Index of the next level to consume (`count`: none left).
         let mut i = 0usize;
+        let dollar = name.first() == Some(&b'$');
         'walk: loop {
             let Some(n) = nodes.get(node as usize) else {
                 return;
@@ -385,50 +385,7 @@ impl<K, V> SubscriptionTree<K, V> {
                 if wild && n.depths.all() {
                     n.emit(false, &mut f);
                 }
-                let start = lv.start(i);
-                let end = lv.start(i + 1) - 1;
-                // Always there: the split found these bounds in `name`.
-                let Some(level) = name.get(start..end) else {
-                    break 'visit;
-                };
-                let t = tag_at(name, start, level.len());
-                let found = match &n.kids {
-                    Kids::Few(edges) => edge_few(edges, level, t),
-                    Kids::Many(m) if m.index.live() => {
-                        // Hashed from the tag in one multiply (levels of
-                        // up to 14 bytes): cheaper than keeping the hashes
-                        // of the levels for the '+' branches that come back
-                        // to them.
-                        let hi =
-                            (level_hash_at(self.seed, name, start, level.len(), t) >> 32) as u32;
-                        m.index.find(&m.edges, level, t, hi)
-                    }
-                    Kids::Many(m) => edge_tagged(&m.edges, level, t),
-                };
-                let next = found.and_then(|e| {
-                    if e.label_len() == level.len() {
-                        // Entered only if the child's depths admit the
-                        // levels left after this one.
-                        (e.mask() & below != 0).then_some((e.node(), i + 1))
-                    } else {
-                        let label = e.label();
-                        // A folded label: the levels after the first must
-                        // match too, up to a level boundary.
-                        let stop = start + label.len();
-                        match name.get(start..stop) {
-                            Some(s) if same_bytes(s, label) => match name.get(stop) {
-                                None | Some(b'/') => {
-                                    let j = lv.index_of(i + 1, stop + 1);
-                                    let left = Depths::bit(count.saturating_sub(j));
-                                    (e.mask() & left != 0).then_some((e.node(), j))
-                                }
-                                Some(_) => None,
-                            },
-                            _ => None,
-                        }
-                    }
-                });
-                match next {
+                match self.exact_child(n, name, lv, i, below) {
                     Some((c, j)) => {
                         if plus != NIL {
                             // Take the '+' branch after the exact one; start
@@ -462,6 +419,59 @@ impl<K, V> SubscriptionTree<K, V> {
             };
             node = p;
             i = j as usize;
+        }
+    }
+
+    /// The child of `n` by an exact edge for level `i < count` of the split
+    /// `name` (the edge's label, when folded, must match the levels after
+    /// it too), and the index of the level after the label; `None` if
+    /// there is none, or if the copy of the child's depths in the edge
+    /// rules out the levels left (`below`: the depth bit of a child one
+    /// level down).
+    #[inline(always)]
+    fn exact_child(
+        &self,
+        n: &Node<K, V>,
+        name: &[u8],
+        lv: &Levels,
+        i: usize,
+        below: u8,
+    ) -> Option<(u32, usize)> {
+        let start = lv.start(i);
+        let end = lv.start(i + 1) - 1;
+        // Always there: the split found these bounds in `name`.
+        let level = name.get(start..end)?;
+        let t = tag_at(name, start, level.len());
+        let found = match &n.kids {
+            Kids::Few(edges) => edge_few(edges, level, t),
+            Kids::Many(m) if m.index.live() => {
+                // Hashed from the tag in one multiply (levels of up to 14
+                // bytes): cheaper than keeping the hashes of the levels for
+                // the '+' branches that come back to them.
+                let hi = (level_hash_at(self.seed, name, start, level.len(), t) >> 32) as u32;
+                m.index.find(&m.edges, level, t, hi)
+            }
+            Kids::Many(m) => edge_tagged(&m.edges, level, t),
+        }?;
+        if found.label_len() == level.len() {
+            // Entered only if the child's depths admit the levels left
+            // after this one.
+            return (found.mask() & below != 0).then_some((found.node(), i + 1));
+        }
+        // A folded label: the levels after the first must match too, up
+        // to a level boundary.
+        let label = found.label();
+        let stop = start + label.len();
+        match name.get(start..stop) {
+            Some(s) if same_bytes(s, label) => match name.get(stop) {
+                None | Some(b'/') => {
+                    let j = lv.index_of(i + 1, stop + 1);
+                    let left = Depths::bit(lv.count.saturating_sub(j));
+                    (found.mask() & left != 0).then_some((found.node(), j))
+                }
+                Some(_) => None,
+            },
+            _ => None,
         }
     }
 
