@@ -277,6 +277,16 @@ pub(crate) fn edge<'e>(edges: &'e [Edge], level: &[u8]) -> Option<&'e Edge> {
     None
 }
 
+/// The tag bits a level of `len < 6` bytes keeps (its own bytes).
+const KEEP: [u64; 6] = [
+    0,
+    0xFF00_0000_0000,
+    0xFFFF_0000_0000,
+    0xFFFF_FF00_0000,
+    0xFFFF_FFFF_0000,
+    0xFFFF_FFFF_FF00,
+];
+
 /// The [`tag`] of the level of `len` bytes starting at `start` in `name`,
 /// read as one 8-byte load where the name has 8 bytes from there (the
 /// lookup's path: no byte loop). `len` is at most 65,535, as in a Topic Name.
@@ -288,11 +298,7 @@ pub(crate) fn tag_at(name: &[u8], start: usize, len: usize) -> u64 {
         Some(b) => {
             let v = u64::from_be_bytes(*b) >> 16;
             // Keep the level's own bytes (at most 6) of the 48.
-            let v = if len >= 6 {
-                v
-            } else {
-                v & !(u64::MAX >> (16 + 8 * len as u32))
-            };
+            let v = v & KEEP.get(len).copied().unwrap_or(0xFFFF_FFFF_FFFF);
             // Levels of a Topic Name are at most 65,535 bytes (the walk
             // splits no longer name), so the length needs no clamping here.
             (((len & 0xFFFF) as u64) << 48) | v
