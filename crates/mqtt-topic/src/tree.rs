@@ -362,7 +362,15 @@ impl<K, V> SubscriptionTree<K, V> {
         let mut node = ROOT;
         // Index of the next level to consume (`count`: none left).
         let mut i = 0usize;
-        let dollar = name.first() == Some(&b'$');
+        // Zero for a name starting with '$', so that `node | tame` is zero
+        // exactly at the root (node 0) for those: the '$' rule below as one
+        // OR and one test per visit.
+        const _: () = assert!(ROOT == 0);
+        let tame = if name.first() == Some(&b'$') {
+            0
+        } else {
+            u32::MAX
+        };
         'walk: loop {
             let Some(n) = nodes.get(node as usize) else {
                 return;
@@ -379,7 +387,7 @@ impl<K, V> SubscriptionTree<K, V> {
                 let below = Depths::bit(count - i - 1);
                 // MQTT-4.7.2-1: at the root, '+' and '#' do not take a '$'
                 // level.
-                let wild = !(dollar && node == ROOT);
+                let wild = (node | tame) != 0;
                 let plus = if wild && n.plus_depths.0 & below != 0 {
                     n.plus
                 } else {
