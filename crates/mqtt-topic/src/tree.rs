@@ -1010,18 +1010,13 @@ impl Levels {
             let w = v ^ SLASHES;
             !(((w & LOW7) + LOW7) | w | LOW7)
         };
-        let chunks = name.chunks_exact(8);
-        let tail = chunks.remainder();
-        // The hash's last word: the partial tail, or the last full chunk.
-        let mut last = 0u64;
+        // Every full word but the name's last word is mixed into the hash;
+        // the last word (1 to 8 bytes, 0 for an empty name) finishes it.
+        let body = len.saturating_sub(1) & !7;
         let mut base = 0usize;
-        for c in chunks {
+        for c in name.get(..body).unwrap_or(&[]).chunks_exact(8) {
             let v = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
-            if base + 8 < len {
-                hash.mix(v);
-            } else {
-                last = v;
-            }
+            hash.mix(v);
             let mut w = slashes(v);
             while w != 0 {
                 ok &= self.push(&mut start, base + (w.trailing_zeros() / 8) as usize);
@@ -1029,23 +1024,21 @@ impl Levels {
             }
             base += 8;
         }
-        if !tail.is_empty() {
-            let r = tail.len();
-            // The name's last 8 bytes hold the tail in their top `r` (one
-            // load); a name shorter than 8 bytes is read byte by byte. The
-            // bytes shifted in above the tail are zero, never '/'.
-            last = match name.last_chunk::<8>() {
-                Some(b) => u64::from_le_bytes(*b) >> (8 * (8 - r)),
-                None => tail
-                    .iter()
-                    .rev()
-                    .fold(0u64, |v, &c| (v << 8) | u64::from(c)),
-            };
-            let mut w = slashes(last);
-            while w != 0 {
-                ok &= self.push(&mut start, base + (w.trailing_zeros() / 8) as usize);
-                w &= w - 1;
-            }
+        let r = len - body;
+        // The name's last 8 bytes hold the last word in their top `r` (one
+        // load); a name shorter than 8 bytes is read byte by byte. The
+        // bytes shifted in above it are zero, never '/'.
+        let last = match name.last_chunk::<8>() {
+            Some(b) => u64::from_le_bytes(*b) >> (8 * (8 - r)),
+            None => name
+                .iter()
+                .rev()
+                .fold(0u64, |v, &c| (v << 8) | u64::from(c)),
+        };
+        let mut w = slashes(last);
+        while w != 0 {
+            ok &= self.push(&mut start, base + (w.trailing_zeros() / 8) as usize);
+            w &= w - 1;
         }
         ok &= self.push(&mut start, len);
         match self.starts.get_mut(self.count) {
