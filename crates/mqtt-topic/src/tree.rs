@@ -1019,7 +1019,7 @@ impl Levels {
             hash.mix(v);
             let mut w = slashes(v);
             while w != 0 {
-                ok &= self.push(&mut start, base + (w.trailing_zeros() / 8) as usize);
+                self.push(&mut start, base + (w.trailing_zeros() / 8) as usize);
                 w &= w - 1;
             }
             base += 8;
@@ -1037,33 +1037,30 @@ impl Levels {
         };
         let mut w = slashes(last);
         while w != 0 {
-            ok &= self.push(&mut start, base + (w.trailing_zeros() / 8) as usize);
+            self.push(&mut start, base + (w.trailing_zeros() / 8) as usize);
             w &= w - 1;
         }
-        ok &= self.push(&mut start, len);
-        match self.starts.get_mut(self.count) {
+        self.push(&mut start, len);
+        // Usable if every level found room (`count` counts them all).
+        ok &= self.count <= MAX_LEVELS;
+        if let Some(s) = self.starts.get_mut(self.count) {
             // `len <= u16::MAX` when the split is used.
-            Some(s) => *s = (len as u32).wrapping_add(1),
-            None => ok = false,
+            *s = (len as u32).wrapping_add(1);
         }
         (hash.finish(last), ok)
     }
 
-    /// Records the level from `*start` to `end` (exclusive), and moves
-    /// `*start` past the '/' at `end`; false if there is no room.
+    /// Records the level from `*start` to `end` (exclusive) if there is
+    /// room, counts it either way, and moves `*start` past the '/' at
+    /// `end`.
     #[inline(always)]
-    fn push(&mut self, start: &mut usize, end: usize) -> bool {
-        let room = match self.starts.get_mut(self.count) {
-            Some(s) => {
-                // `start <= name.len() <= u16::MAX` when the split is used.
-                *s = *start as u32;
-                self.count += 1;
-                true
-            }
-            None => false,
-        };
+    fn push(&mut self, start: &mut usize, end: usize) {
+        if let Some(s) = self.starts.get_mut(self.count) {
+            // `start <= name.len() <= u16::MAX` when the split is used.
+            *s = *start as u32;
+        }
+        self.count += 1;
         *start = end + 1;
-        room
     }
 
     /// Offset of level `i` (`i == count`: the name's length plus one).
