@@ -118,7 +118,8 @@ pub(crate) fn level_hash_at(seed: u64, name: &[u8], start: usize, len: usize, t:
     }
     let rest = match len {
         0..=6 => 0,
-        7 => word(name, start, 7),
+        // The tag holds the first 6 bytes: the 7th is the rest.
+        7 => u64::from(name.get(start + 6).copied().unwrap_or(0)),
         _ => word(name, start + len - 8, 8),
     };
     fold_mul(t ^ seed, rest ^ K2 ^ seed.rotate_left(32))
