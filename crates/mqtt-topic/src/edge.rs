@@ -25,8 +25,9 @@ pub(crate) const INLINE: usize = 16;
 /// a label may span several levels (`room12/device5/temperature`): chains of
 /// nodes that would hold nothing are folded into the edge. Edges of one node
 /// differ in their first level, by which they are sorted and searched.
-// `repr(u8)` lays each variant out like a `repr(C)` struct, so `mask` and
-// `tag` sit at the same offsets in both and reading them needs no branch.
+// `repr(u8)` lays each variant out like a `repr(C)` struct, so `mask`,
+// `node` and `tag` sit at the same offsets in both (1, 4 and 24) and
+// reading them needs no branch.
 #[derive(Clone, PartialEq, Eq, Debug)]
 #[repr(u8)]
 pub(crate) enum Edge {
@@ -37,8 +38,8 @@ pub(crate) enum Edge {
         mask: u8,
         len: u8,
         first: u8,
-        buf: [u8; INLINE],
         node: u32,
+        buf: [u8; INLINE],
         tag: u64,
     },
     /// A label longer than [`INLINE`] bytes.
