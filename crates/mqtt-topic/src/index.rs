@@ -106,8 +106,8 @@ pub(crate) fn hash_at(seed: u64, name: &[u8], start: usize, len: usize) -> u64 {
 /// The keyed hash of the level of `len` bytes at `start` in `name`, whose
 /// [`tag`](crate::edge::tag) is `t`, as a wide node's index keys it. A
 /// level of up to 14 bytes is whole in its tag (its length and first 6
-/// bytes) and its last 8 bytes, so one folded multiply of those two keyed
-/// words hashes it, with the tag the lookup has at hand: no length mix and
+/// bytes) and its last 8 bytes (for 7 bytes: its 7th byte), so one folded
+/// multiply of those two keyed words hashes it, with the tag the lookup has at hand: no length mix and
 /// no second multiply. Longer levels take [`hash_at`] (the lengths in the
 /// tag and in `hash_at` keep the two kinds apart, up to the keyed
 /// multiplies).
