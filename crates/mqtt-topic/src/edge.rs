@@ -7,34 +7,45 @@
 //! none). Labels of up to [`INLINE`]
 //! bytes (nearly every real level: `site42`, `temperature`, a UUID's
 //! halves) live inside the edge, so the search touches one contiguous array
-//! and no other memory; longer labels are boxed.
+//! and no other memory; longer labels are boxed. In the subscription tree an
+//! edge also carries a copy of its child's depth mask (at which numbers of
+//! levels left a filter below may match), so that a lookup rejects a child
+//! that cannot match the name without reading the child's node.
 
 use alloc::boxed::Box;
 use core::cmp::Ordering;
 
 /// Longest label stored inline. With it an [`Edge`] is 32 bytes (checked by
-/// a test): a boxed label, the node index and the search tag.
-pub(crate) const INLINE: usize = 17;
+/// a test): the variant, the child's depth mask, the label's length and
+/// first level's length, 16 bytes of label, the node index and the search
+/// tag.
+pub(crate) const INLINE: usize = 16;
 
 /// One labelled link from a node to a child node. In the subscription tree
 /// a label may span several levels (`room12/device5/temperature`): chains of
 /// nodes that would hold nothing are folded into the edge. Edges of one node
 /// differ in their first level, by which they are sorted and searched.
-// `repr(u8)` lays each variant out like a `repr(C)` struct, so `node` and
-// `tag` sit at the same offsets in both and reading them needs no branch.
+// `repr(u8)` lays each variant out like a `repr(C)` struct, so `mask`,
+// `node` and `tag` sit at the same offsets in both (1, 4 and 24) and
+// reading them needs no branch.
 #[derive(Clone, PartialEq, Eq, Debug)]
 #[repr(u8)]
 pub(crate) enum Edge {
     /// A short label kept in place.
     Inline {
+        /// The child's depth mask (see `Depths` in the tree); unused by the
+        /// retained index.
+        mask: u8,
         len: u8,
         first: u8,
-        buf: [u8; INLINE],
         node: u32,
+        buf: [u8; INLINE],
         tag: u64,
     },
     /// A label longer than [`INLINE`] bytes.
     Heap {
+        /// As in `Inline`.
+        mask: u8,
         first: u16,
         node: u32,
         label: Box<[u8]>,
@@ -43,8 +54,9 @@ pub(crate) enum Edge {
 }
 
 impl Edge {
-    /// An edge labelled `label` leading to `node`. Labels are parts of
-    /// topics, so at most 65,535 bytes.
+    /// An edge labelled `label` leading to `node`, with a depth mask of 0
+    /// (the tree sets it). Labels are parts of topics, so at most 65,535
+    /// bytes.
     pub(crate) fn new(label: &[u8], node: u32) -> Edge {
         let first = label.iter().position(|&c| c == b'/').unwrap_or(label.len());
         let tag = tag(label.get(..first).unwrap_or(label));
@@ -55,6 +67,7 @@ impl Edge {
                     *d = *s;
                 }
                 Edge::Inline {
+                    mask: 0,
                     len,
                     // first <= len <= INLINE, so it fits.
                     first: u8::try_from(first).unwrap_or(len),
@@ -64,6 +77,7 @@ impl Edge {
                 }
             }
             _ => Edge::Heap {
+                mask: 0,
                 first: u16::try_from(first).unwrap_or(u16::MAX),
                 node,
                 label: Box::from(label),
@@ -102,6 +116,21 @@ impl Edge {
                 buf.get(..usize::from(*first).min(INLINE)).unwrap_or(&[])
             }
             Edge::Heap { first, label, .. } => label.get(..usize::from(*first)).unwrap_or(label),
+        }
+    }
+
+    /// The copy of the child's depth mask.
+    #[inline]
+    pub(crate) fn mask(&self) -> u8 {
+        match self {
+            Edge::Inline { mask, .. } | Edge::Heap { mask, .. } => *mask,
+        }
+    }
+
+    /// Sets the copy of the child's depth mask.
+    pub(crate) fn set_mask(&mut self, to: u8) {
+        match self {
+            Edge::Inline { mask, .. } | Edge::Heap { mask, .. } => *mask = to,
         }
     }
 
@@ -249,6 +278,16 @@ pub(crate) fn edge<'e>(edges: &'e [Edge], level: &[u8]) -> Option<&'e Edge> {
     None
 }
 
+/// The tag bits a level of `len < 6` bytes keeps (its own bytes).
+const KEEP: [u64; 6] = [
+    0,
+    0xFF00_0000_0000,
+    0xFFFF_0000_0000,
+    0xFFFF_FF00_0000,
+    0xFFFF_FFFF_0000,
+    0xFFFF_FFFF_FF00,
+];
+
 /// The [`tag`] of the level of `len` bytes starting at `start` in `name`,
 /// read as one 8-byte load where the name has 8 bytes from there (the
 /// lookup's path: no byte loop). `len` is at most 65,535, as in a Topic Name.
@@ -260,11 +299,7 @@ pub(crate) fn tag_at(name: &[u8], start: usize, len: usize) -> u64 {
         Some(b) => {
             let v = u64::from_be_bytes(*b) >> 16;
             // Keep the level's own bytes (at most 6) of the 48.
-            let v = if len >= 6 {
-                v
-            } else {
-                v & !(u64::MAX >> (16 + 8 * len as u32))
-            };
+            let v = v & KEEP.get(len).copied().unwrap_or(0xFFFF_FFFF_FFFF);
             // Levels of a Topic Name are at most 65,535 bytes (the walk
             // splits no longer name), so the length needs no clamping here.
             (((len & 0xFFFF) as u64) << 48) | v
@@ -398,7 +433,8 @@ mod tests {
             &b""[..],
             b"a",
             b"temperature",
-            &[b'x'; 18],
+            &[b'w'; 16],
+            &[b'x'; 17],
             &[b'y'; 19],
             &[b'z'; 300],
         ] {

@@ -11,8 +11,10 @@
 //! collide. Two things bound the damage:
 //!
 //! - the hash is keyed by the tree's seed (a folded 64x64->128-bit multiply
-//!   per 8 bytes, in the manner of foldhash's fallback): with a secret seed,
-//!   colliding levels cannot be computed offline;
+//!   of two keyed words, the level's tag and its last 8 bytes, for levels
+//!   of up to 14 bytes, which those two words hold whole; one multiply per
+//!   8 bytes for longer ones; in the manner of foldhash's fallback): with a
+//!   secret seed, colliding levels cannot be computed offline;
 //! - whatever the hash does, a lookup reads at most `probe_limit(slots)`
 //!   slots (`2 * log2(slots) + 4`, about what a binary search reads). An
 //!   insert that would place an edge further than that from its home slot
@@ -99,6 +101,34 @@ pub(crate) fn hash_at(seed: u64, name: &[u8], start: usize, len: usize) -> u64 {
         at += 8;
     }
     fold_mul(h ^ word(name, start + at, len - at), K1)
+}
+
+/// The keyed hash of the level of `len` bytes at `start` in `name`, whose
+/// [`tag`](crate::edge::tag) is `t`, as a wide node's index keys it. A
+/// level of up to 14 bytes is whole in its tag (its length and first 6
+/// bytes) and its last 8 bytes (for 7 bytes: its 7th byte), so one folded
+/// multiply of those two keyed words hashes it, with the tag the lookup has at hand: no length mix and
+/// no second multiply. Longer levels take [`hash_at`] (the lengths in the
+/// tag and in `hash_at` keep the two kinds apart, up to the keyed
+/// multiplies).
+#[inline(always)]
+pub(crate) fn level_hash_at(seed: u64, name: &[u8], start: usize, len: usize, t: u64) -> u64 {
+    if len > 14 {
+        return hash_at(seed, name, start, len);
+    }
+    let rest = match len {
+        0..=6 => 0,
+        // The tag holds the first 6 bytes: the 7th is the rest.
+        7 => u64::from(name.get(start + 6).copied().unwrap_or(0)),
+        _ => word(name, start + len - 8, 8),
+    };
+    fold_mul(t ^ seed, rest ^ K2 ^ seed.rotate_left(32))
+}
+
+/// [`level_hash_at`] of a whole level.
+#[inline]
+pub(crate) fn level_hash(seed: u64, level: &[u8]) -> u64 {
+    level_hash_at(seed, level, 0, level.len(), crate::edge::tag(level))
 }
 
 /// [`hash`] computed word by word, for a caller that reads the text's
@@ -208,10 +238,10 @@ impl Index {
         !self.slots.is_empty()
     }
 
-    /// The keyed hash of `level`.
+    /// The keyed hash of `level` ([`level_hash`]).
     #[inline]
     pub(crate) fn hash(&self, level: &[u8]) -> u64 {
-        hash(self.seed, level)
+        level_hash(self.seed, level)
     }
 
     /// Heap bytes of the table.
@@ -269,7 +299,7 @@ impl Index {
         let size = size_for(edges.len());
         self.slots = alloc::vec![0; size];
         for (p, e) in edges.iter().enumerate() {
-            if !self.place(hash(seed, e.first_level()), p) {
+            if !self.place(level_hash(seed, e.first_level()), p) {
                 self.give_up(edges.len());
                 return;
             }
@@ -329,7 +359,9 @@ impl Index {
                 *s += 1;
             }
         }
-        let h = edges.get(at).map_or(0, |e| hash(seed, e.first_level()));
+        let h = edges
+            .get(at)
+            .map_or(0, |e| level_hash(seed, e.first_level()));
         if !self.place(h, at) {
             self.give_up(w);
         }
@@ -401,7 +433,7 @@ impl Index {
         }
         for e in edges {
             let l = e.first_level();
-            let h = hash(seed, l);
+            let h = level_hash(seed, l);
             let found = self.find(edges, l, crate::edge::tag(l), (h >> 32) as u32);
             if !found.is_some_and(|f| core::ptr::eq(f, e)) {
                 return Err("index does not find an edge");
@@ -434,6 +466,36 @@ mod tests {
             s += level.len() + 1;
         }
         assert_ne!(hash(1, b"abc"), hash(2, b"abc"));
+        // The index's hash, from the tag, at every level length 0-40 and
+        // near the name's end.
+        let long = b"0123456789abcdefghijklmnopqrstuvwxyzABCD/x";
+        for n in 0..=40 {
+            for name in [&long[..], &long[..n]] {
+                let level = &long[..n];
+                let t = crate::edge::tag(level);
+                assert_eq!(level_hash_at(7, name, 0, n, t), level_hash(7, level));
+            }
+        }
+        let mut s = 0;
+        for level in name.split(|&c| c == b'/') {
+            let t = crate::edge::tag(level);
+            assert_eq!(
+                level_hash_at(7, name, s, level.len(), t),
+                level_hash(7, level)
+            );
+            s += level.len() + 1;
+        }
+        // Every byte of a level of up to 14 bytes counts.
+        for n in 1..=20 {
+            let a = &long[..n];
+            for at in 0..n {
+                let mut b = a.to_vec();
+                b[at] ^= 1;
+                assert_ne!(level_hash(7, a), level_hash(7, &b), "{n} {at}");
+            }
+        }
+        assert_ne!(level_hash(1, b"abc"), level_hash(2, b"abc"));
+        assert_ne!(level_hash(1, b""), level_hash(1, b"\0"));
         assert_ne!(hash(1, b""), hash(1, b"\0"));
     }
 
@@ -447,7 +509,7 @@ mod tests {
             ix.check(&es).unwrap();
             let l = b"nope";
             assert!(ix
-                .find(&es, l, crate::edge::tag(l), (hash(3, l) >> 32) as u32)
+                .find(&es, l, crate::edge::tag(l), (level_hash(3, l) >> 32) as u32)
                 .is_none());
         }
     }

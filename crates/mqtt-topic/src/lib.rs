@@ -76,11 +76,12 @@
 //! them behind a box, with a hashed index (keyed by the tree's seed, its
 //! probes bounded; see [`SubscriptionTree::with_seed`]) over the wide
 //! ones. Chains of nodes that would hold nothing are folded into
-//! multi-level edge labels. Every node also summarizes at which depths
-//! below it filters end (two bytes: a bitmask of depths and the nearest
-//! `#`), so a lookup skips a subtree where no filter ends at the name's
+//! multi-level edge labels. Every node also summarizes for how many
+//! levels left a filter of its subtree may match (one byte, a bitmask),
+//! and its parent keeps a copy (in the edge, or next to the `+` link), so
+//! a lookup does not enter a subtree that cannot match the name's
 //! remaining depth. A lookup keeps the `+` branches still to take on a
-//! fixed stack array, and hashes each level at most once. See `docs/architecture.md` for the reasons and
+//! fixed stack array. See `docs/architecture.md` for the reasons and
 //! `docs/performance.md` for the measurements.
 #![no_std]
 #![forbid(unsafe_code)]

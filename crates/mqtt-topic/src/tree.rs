@@ -3,7 +3,7 @@
 use crate::arena::{remap_index, reserve_one, trim, Arena, ArenaNode, NIL, ROOT};
 use crate::edge::{edge, edge_few, edge_tagged, find, same_bytes, tag_at, Edge};
 use crate::exact::{is_exact, Exact};
-use crate::index::{hash_at, Index, Stream, DEFAULT_SEED, WIDE};
+use crate::index::{level_hash_at, Index, Stream, DEFAULT_SEED, WIDE};
 use crate::{SharedFilter, SubscriptionFilter, TopicFilter, TopicName};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -33,9 +33,9 @@ const END: usize = usize::MAX;
 ///   down the tree, taking at each level the exact child (found among a few
 ///   edges by their tags, or through a hashed index in a node with many)
 ///   and the `+` child, and reporting `#` subscriptions on the way. Each
-///   node records at which depths below it filters end, so a branch where
-///   none ends at the name's remaining depth (and no `#` is below) is left
-///   at its first node. Its cost is the depth of the name times the
+///   node records for how many levels left a filter below it may match,
+///   and its parent keeps a copy, so a branch that cannot match the name's
+///   remaining depth is not entered. Its cost is the depth of the name times the
 ///   wildcard branches that exist, plus the matches; never the number of
 ///   subscriptions. It allocates
 ///   nothing and uses no recursion: the `+` branches still to take wait on
@@ -46,7 +46,7 @@ const END: usize = usize::MAX;
 ///   a filter branches off them; remove frees every node it leaves empty
 ///   and refolds, and the tree gives memory back as it shrinks (see
 ///   [`shrink_to_fit`](Self::shrink_to_fit)). An empty tree holds no heap
-///   memory. About 116 bytes per subscription on a realistic 1M set.
+///   memory. About 112 bytes per subscription on a realistic 1M set.
 ///
 /// ```
 /// use mqtt_topic::{Match, SharedFilter, SubscriptionTree, TopicFilter, TopicName};
@@ -110,93 +110,80 @@ struct Node<K, V> {
     /// root and `+` children), to find the parent's place in a name. Topic
     /// Filters are at most 65,535 bytes long.
     in_len: u16,
-    /// At how many levels below this node filters end, so that a lookup
-    /// skips a subtree where none ends at the name's remaining depth.
+    /// At how many levels left a filter of this node's subtree may match
+    /// (a copy sits in the parent: `plus_depths` or the edge's mask).
     depths: Depths,
+    /// The `+` child's `depths` (`Depths::NONE` without one), so that a
+    /// lookup leaves a `+` branch that cannot match without reading it.
+    plus_depths: Depths,
 }
 
-/// Which depths below a node (0: the node itself) some filter of its
-/// subtree ends at, conservatively: it may claim depths no filter ends at
-/// (after removals below wide nodes), never miss one. Exact after a
-/// compaction and after inserts alone.
+/// For how many levels left in a name (0: the name ends at the node) a
+/// filter of a node's subtree may match it: bit `d < 7` for `d` levels,
+/// bit 7 for 7 or more. A filter without `#` stored `d` levels below claims
+/// bit `d`; a `/#` filter stored `d` levels below claims every bit from
+/// `d` up. Conservative: it may claim depths no filter matches (after
+/// removals below wide nodes, and for `#` filters 8 or more levels down),
+/// never miss one. Exact after a compaction and after inserts alone. One
+/// byte, so that a copy fits in the parent's edge (and the `+` child's in
+/// the parent node).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Depths {
-    /// Bit `d < 7`: a filter without `#` ends `d` levels below; bit 7: one
-    /// ends 7 or more levels below.
-    ends: u8,
-    /// The fewest levels below at which a `/#` filter is stored (it matches
-    /// every name with at least that many levels left), at most
-    /// [`Depths::FAR`]; [`Depths::NO_HASH`] when there is none.
-    hash: u8,
-}
+struct Depths(u8);
 
 impl Depths {
-    const NO_HASH: u8 = u8::MAX;
-    const FAR: usize = 254;
-    const NONE: Depths = Depths {
-        ends: 0,
-        hash: Depths::NO_HASH,
-    };
+    const NONE: Depths = Depths(0);
 
     #[inline]
     fn bit(d: usize) -> u8 {
-        1 << d.min(7)
+        // A table: cheaper than the clamp and the shift on the lookup's
+        // path (`d <= 16` there).
+        const BITS: [u8; 17] = [
+            1, 2, 4, 8, 16, 32, 64, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128,
+        ];
+        BITS.get(d).copied().unwrap_or(0x80)
     }
 
     /// A filter stored `d` levels below, ending in `#` or not.
     fn at(d: usize, hash: bool) -> Depths {
         if hash {
-            Depths {
-                ends: 0,
-                // At most `FAR`, so the cast keeps the value.
-                hash: d.min(Depths::FAR) as u8,
-            }
+            // Every depth from `d` up.
+            Depths(0xFFu8 << d.min(7))
         } else {
-            Depths {
-                ends: Depths::bit(d),
-                hash: Depths::NO_HASH,
-            }
+            Depths(Depths::bit(d))
         }
     }
 
     fn union(self, o: Depths) -> Depths {
-        Depths {
-            ends: self.ends | o.ends,
-            hash: self.hash.min(o.hash),
-        }
+        Depths(self.0 | o.0)
     }
 
     /// The same filters seen from `by` levels higher.
     fn shift(self, by: usize) -> Depths {
-        let ends = if by >= 8 {
-            if self.ends != 0 {
-                0x80
-            } else {
-                0
-            }
-        } else {
-            let w = u16::from(self.ends) << by;
-            (w & 0x7F) as u8 | if w >> 7 != 0 { 0x80 } else { 0 }
-        };
-        let hash = if self.hash == Depths::NO_HASH {
-            Depths::NO_HASH
-        } else {
-            // At most `FAR`, so the cast keeps the value.
-            (usize::from(self.hash).saturating_add(by)).min(Depths::FAR) as u8
-        };
-        Depths { ends, hash }
+        if by >= 8 {
+            return Depths(if self.0 != 0 { 0x80 } else { 0 });
+        }
+        let w = u16::from(self.0) << by;
+        Depths((w & 0x7F) as u8 | if w >> 7 != 0 { 0x80 } else { 0 })
     }
 
     /// Whether a filter of the subtree may match a name with `k` levels
-    /// left.
-    #[inline]
+    /// left (the lookup tests the bit itself).
+    #[cfg(test)]
     fn admits(self, k: usize) -> bool {
-        self.ends & Depths::bit(k) != 0 || usize::from(self.hash) <= k
+        self.0 & Depths::bit(k) != 0
+    }
+
+    /// Whether the node may hold `#` subscriptions or groups of its own:
+    /// those claim every depth (so do, rarely, other filters: the caller
+    /// then looks and finds none).
+    #[inline]
+    fn all(self) -> bool {
+        self.0 == 0xFF
     }
 
     /// Whether `self` claims every depth `o` claims.
     fn covers(self, o: Depths) -> bool {
-        self.ends & o.ends == o.ends && self.hash <= o.hash
+        self.0 & o.0 == o.0
     }
 }
 
@@ -207,20 +194,12 @@ fn label_levels(label: &[u8]) -> usize {
     label.iter().map(|&c| usize::from(c == b'/')).sum::<usize>() + 1
 }
 
-/// The depths of node `i`'s subtree, from its own subscriptions and its
-/// children's (stored) depths.
-fn depths_of<K, V>(nodes: &[Node<K, V>], i: u32) -> Depths {
-    let Some(n) = nodes.get(i as usize) else {
-        return Depths::NONE;
-    };
-    let mut d = n.own_depths();
-    if let Some(p) = nodes.get(n.plus as usize) {
-        d = d.union(p.depths.shift(1));
-    }
+/// The depths of node `n`'s subtree, from its own subscriptions and the
+/// copies of its children's depths it holds.
+fn depths_of<K, V>(n: &Node<K, V>) -> Depths {
+    let mut d = n.own_depths().union(n.plus_depths.shift(1));
     for e in n.edges() {
-        if let Some(c) = nodes.get(e.node() as usize) {
-            d = d.union(c.depths.shift(label_levels(e.label())));
-        }
+        d = d.union(Depths(e.mask()).shift(label_levels(e.label())));
     }
     d
 }
@@ -374,93 +353,52 @@ impl<K, V> SubscriptionTree<K, V> {
         F: FnMut(Match<'a, K, V>),
     {
         let nodes: &'a [Node<K, V>] = &self.arena.nodes;
-        let dollar = name.first() == Some(&b'$');
         let count = lv.count;
         // The '+' branches still to take, as (node, next level): one per
         // level at most, since a pending branch's level is above every
         // level visited after it was pushed.
         let mut pending = [(0u32, 0u32); MAX_LEVELS];
         let mut top = 0usize;
-        // The levels' hashes, computed at the first indexed node that needs
-        // one (bit `i` of `hashed`: level `i`'s is there).
-        // (Their top 32 bits: all an index reads.)
-        let mut hashes = [0u32; MAX_LEVELS];
-        let mut hashed = 0u32;
         let mut node = ROOT;
         // Index of the next level to consume (`count`: none left).
         let mut i = 0usize;
+        // Zero for a name starting with '$', so that `node | tame` is zero
+        // exactly at the root (node 0) for those: the '$' rule below as one
+        // OR and one test per visit.
+        const _: () = assert!(ROOT == 0);
+        let tame = if name.first() == Some(&b'$') {
+            0
+        } else {
+            u32::MAX
+        };
         'walk: loop {
             let Some(n) = nodes.get(node as usize) else {
                 return;
             };
+            // Every node but the root is entered only if its depths (the
+            // copy in its parent) admit the levels left.
             'visit: {
                 // `i <= count` always: levels are consumed up to the last.
-                if !n.depths.admits(count.wrapping_sub(i)) {
-                    // No filter below ends at the name's depth: a dead end.
-                    break 'visit;
-                }
                 if i >= count {
                     n.emit(true, &mut f);
                     break 'visit;
                 }
+                // The depth bit of a child one level down.
+                let below = Depths::bit(count - i - 1);
                 // MQTT-4.7.2-1: at the root, '+' and '#' do not take a '$'
                 // level.
-                let wild = !(dollar && node == ROOT);
-                let plus = if wild { n.plus } else { NIL };
-                // `#` subscriptions or groups here claim hash depth 0 (the
+                let wild = (node | tame) != 0;
+                let plus = if wild && n.plus_depths.0 & below != 0 {
+                    n.plus
+                } else {
+                    NIL
+                };
+                // `#` subscriptions or groups here claim every depth (the
                 // depths never miss one): nothing to report otherwise.
-                if wild && n.depths.hash == 0 {
+                if wild && n.depths.all() {
                     n.emit(false, &mut f);
                 }
-                let start = lv.start(i);
-                let end = lv.start(i + 1) - 1;
-                // Always there: the split found these bounds in `name`.
-                let Some(level) = name.get(start..end) else {
-                    break 'visit;
-                };
-                let t = tag_at(name, start, level.len());
-                let found = match &n.kids {
-                    Kids::Few(edges) => edge_few(edges, level, t),
-                    Kids::Many(m) if m.index.live() => {
-                        // Each level is hashed once per lookup, however
-                        // many '+' branches reach an indexed node with it.
-                        // `i < count <= MAX_LEVELS` (a power of two), so
-                        // the mask keeps `i` and spares a bounds check.
-                        let i = i & (MAX_LEVELS - 1);
-                        let bit = 1u32 << i;
-                        let slot = hashes.get(i).copied().unwrap_or(0);
-                        let hi = if hashed & bit == 0 {
-                            let hi = (hash_at(self.seed, name, start, level.len()) >> 32) as u32;
-                            hashed |= bit;
-                            if let Some(s) = hashes.get_mut(i) {
-                                *s = hi;
-                            }
-                            hi
-                        } else {
-                            slot
-                        };
-                        m.index.find(&m.edges, level, t, hi)
-                    }
-                    Kids::Many(m) => edge_tagged(&m.edges, level, t),
-                };
-                let next = found.and_then(|e| {
-                    if e.label_len() == level.len() {
-                        Some((e.node(), i + 1))
-                    } else {
-                        let label = e.label();
-                        // A folded label: the levels after the first must
-                        // match too, up to a level boundary.
-                        let stop = start + label.len();
-                        match name.get(start..stop) {
-                            Some(s) if same_bytes(s, label) => match name.get(stop) {
-                                None | Some(b'/') => Some((e.node(), lv.index_of(i + 1, stop + 1))),
-                                Some(_) => None,
-                            },
-                            _ => None,
-                        }
-                    }
-                });
-                match next {
+                match self.exact_child(n, name, lv, i, below) {
                     Some((c, j)) => {
                         if plus != NIL {
                             // Take the '+' branch after the exact one; start
@@ -494,6 +432,59 @@ impl<K, V> SubscriptionTree<K, V> {
             };
             node = p;
             i = j as usize;
+        }
+    }
+
+    /// The child of `n` by an exact edge for level `i < count` of the split
+    /// `name` (the edge's label, when folded, must match the levels after
+    /// it too), and the index of the level after the label; `None` if
+    /// there is none, or if the copy of the child's depths in the edge
+    /// rules out the levels left (`below`: the depth bit of a child one
+    /// level down).
+    #[inline(always)]
+    fn exact_child(
+        &self,
+        n: &Node<K, V>,
+        name: &[u8],
+        lv: &Levels,
+        i: usize,
+        below: u8,
+    ) -> Option<(u32, usize)> {
+        let start = lv.start(i);
+        let end = lv.start(i + 1) - 1;
+        // Always there: the split found these bounds in `name`.
+        let level = name.get(start..end)?;
+        let t = tag_at(name, start, level.len());
+        let found = match &n.kids {
+            Kids::Few(edges) => edge_few(edges, level, t),
+            Kids::Many(m) if m.index.live() => {
+                // Hashed from the tag in one multiply (levels of up to 14
+                // bytes): cheaper than keeping the hashes of the levels for
+                // the '+' branches that come back to them.
+                let hi = (level_hash_at(self.seed, name, start, level.len(), t) >> 32) as u32;
+                m.index.find(&m.edges, level, t, hi)
+            }
+            Kids::Many(m) => edge_tagged(&m.edges, level, t),
+        }?;
+        if found.label_len() == level.len() {
+            // Entered only if the child's depths admit the levels left
+            // after this one.
+            return (found.mask() & below != 0).then_some((found.node(), i + 1));
+        }
+        // A folded label: the levels after the first must match too, up
+        // to a level boundary.
+        let label = found.label();
+        let stop = start + label.len();
+        match name.get(start..stop) {
+            Some(s) if same_bytes(s, label) => match name.get(stop) {
+                None | Some(b'/') => {
+                    let j = lv.index_of(i + 1, stop + 1);
+                    let left = Depths::bit(lv.count.saturating_sub(j));
+                    (found.mask() & left != 0).then_some((found.node(), j))
+                }
+                Some(_) => None,
+            },
+            _ => None,
         }
     }
 
@@ -637,14 +628,13 @@ impl<K, V> SubscriptionTree<K, V> {
         let hash = filter.ends_with(b"#");
         let store = label_levels(filter) - usize::from(hash);
         let mut node = ROOT;
+        // How `node` was reached: from which parent, by '+' or by which
+        // edge (whose copy of the depths follows the node's).
+        let mut via: Option<(u32, Link)> = None;
         let mut pos = 0usize;
         let mut depth = 0usize;
         loop {
-            if let Some(n) = self.arena.get_mut(node) {
-                n.depths = n
-                    .depths
-                    .union(Depths::at(store.saturating_sub(depth), hash));
-            }
+            self.claim(via, node, Depths::at(store.saturating_sub(depth), hash));
             let rest = filter.get(pos..).unwrap_or(&[]);
             let level = first_level(rest);
             if level == b"#" {
@@ -653,6 +643,7 @@ impl<K, V> SubscriptionTree<K, V> {
             }
             let used = if level == b"+" {
                 let plus = self.arena.get(node).map_or(NIL, |n| n.plus);
+                via = Some((node, Link::Plus));
                 node = if plus != NIL {
                     plus
                 } else {
@@ -686,6 +677,7 @@ impl<K, V> SubscriptionTree<K, V> {
                         if let Some(n) = self.arena.get_mut(node) {
                             n.insert_edge(at, Edge::new(label, c), seed);
                         }
+                        via = Some((node, Link::Edge(at)));
                         node = c;
                         run
                     }
@@ -698,6 +690,7 @@ impl<K, V> SubscriptionTree<K, V> {
                                 }
                                 None => return (node, false),
                             };
+                        via = Some((node, Link::Edge(i)));
                         if whole {
                             node = child;
                         } else {
@@ -710,14 +703,38 @@ impl<K, V> SubscriptionTree<K, V> {
             depth += label_levels(rest.get(..used).unwrap_or(rest));
             pos += used;
             if pos >= filter.len() {
-                if let Some(n) = self.arena.get_mut(node) {
-                    n.depths = n
-                        .depths
-                        .union(Depths::at(store.saturating_sub(depth), hash));
-                }
+                self.claim(via, node, Depths::at(store.saturating_sub(depth), hash));
                 return (node, false);
             }
             pos += 1; // the '/'
+        }
+    }
+
+    /// Adds `d` to `node`'s depths and to the copy of them that the parent
+    /// `via` names holds.
+    fn claim(&mut self, via: Option<(u32, Link)>, node: u32, d: Depths) {
+        let Some(n) = self.arena.get_mut(node) else {
+            return;
+        };
+        n.depths = n.depths.union(d);
+        let d = n.depths;
+        if let Some((parent, link)) = via {
+            self.set_copy(parent, link, d);
+        }
+    }
+
+    /// Sets the copy of a child's depths held by `parent` for the link.
+    fn set_copy(&mut self, parent: u32, link: Link, d: Depths) {
+        let Some(p) = self.arena.get_mut(parent) else {
+            return;
+        };
+        match link {
+            Link::Plus => p.plus_depths = d,
+            Link::Edge(i) => {
+                if let Some(e) = p.edges_mut().get_mut(i) {
+                    e.set_mask(d.0);
+                }
+            }
         }
     }
 
@@ -737,11 +754,11 @@ impl<K, V> SubscriptionTree<K, V> {
         let tail = label.get(at + 1..).unwrap_or(&[]);
         let mut edges = Vec::new();
         edges.reserve_exact(1);
-        edges.push(Edge::new(tail, child));
-        let below = self
-            .arena
-            .get(child)
-            .map_or(Depths::NONE, |c| c.depths.shift(label_levels(tail)));
+        let mut e = Edge::new(tail, child);
+        let theirs = self.arena.get(child).map_or(Depths::NONE, |c| c.depths);
+        e.set_mask(theirs.0);
+        edges.push(e);
+        let below = theirs.shift(label_levels(tail));
         let mid = self.arena.alloc(Node {
             kids: Kids::Few(edges),
             parent: node,
@@ -760,6 +777,7 @@ impl<K, V> SubscriptionTree<K, V> {
             .and_then(|n| n.edges_mut().get_mut(i))
         {
             *e = Edge::new(head, mid);
+            e.set_mask(below.0);
         }
         mid
     }
@@ -824,7 +842,10 @@ impl<K, V> SubscriptionTree<K, V> {
             if n.is_empty() {
                 if let Some(p) = self.arena.get_mut(parent) {
                     match step {
-                        Step::Plus => p.plus = NIL,
+                        Step::Plus => {
+                            p.plus = NIL;
+                            p.plus_depths = Depths::NONE;
+                        }
                         Step::Edge(first) => {
                             if let Ok(i) = find(p.edges(), first) {
                                 p.remove_edge(i);
@@ -851,44 +872,61 @@ impl<K, V> SubscriptionTree<K, V> {
             }
             break;
         }
-        self.refresh(kept);
+        self.refresh(path, kept);
         self.arena.settle();
     }
 
-    /// Recomputes the depths of `node` and of its ancestors after a
-    /// removal below it, up to the first whose depths stay the same. A
-    /// wide node's depths are left as they are (a superset), to keep a
-    /// removal from reading all its children; a compaction makes them
-    /// exact again.
-    fn refresh(&mut self, mut node: u32) {
-        loop {
-            let Some(n) = self.arena.get(node) else {
+    /// Recomputes the depths of `node` (on `path`) and of its ancestors
+    /// after a removal below it, up to the first whose depths stay the
+    /// same, and the copies their parents hold. A wide node's depths are
+    /// left as they are (a superset), to keep a removal from reading all
+    /// its edges; a compaction makes them exact again.
+    fn refresh(&mut self, path: &[(u32, Step<'_>)], node: u32) {
+        let Some(mut k) = path.iter().rposition(|p| p.0 == node) else {
+            return;
+        };
+        while let Some(&(node, step)) = path.get(k) {
+            let Some(n) = self.arena.get_mut(node) else {
                 return;
             };
             if n.edges().len() > WIDE {
                 return;
             }
-            let d = depths_of(&self.arena.nodes, node);
-            let parent = n.parent;
-            match self.arena.get_mut(node) {
-                Some(n) if n.depths != d => n.depths = d,
-                _ => return,
-            }
-            if node == ROOT {
+            let d = depths_of(n);
+            if n.depths == d {
                 return;
             }
-            node = parent;
+            n.depths = d;
+            let parent = n.parent;
+            match step {
+                Step::Root => return,
+                Step::Plus => self.set_copy(parent, Link::Plus, d),
+                Step::Edge(first) => {
+                    if let Some(i) = self
+                        .arena
+                        .get(parent)
+                        .and_then(|p| find(p.edges(), first).ok())
+                    {
+                        self.set_copy(parent, Link::Edge(i), d);
+                    }
+                }
+            }
+            let Some(up) = k.checked_sub(1) else {
+                return;
+            };
+            k = up;
         }
     }
 
     /// Replaces `parent`'s edge (first level `first`) to `node`, and
     /// `node`'s single edge, by one edge, and frees `node`.
     fn fold(&mut self, parent: u32, first: &[u8], node: u32) {
-        let Some((below, child)) = self
+        // `theirs`: the child's depths, as `node`'s edge holds them.
+        let Some((below, child, theirs)) = self
             .arena
             .get(node)
             .and_then(|n| n.edges().first())
-            .map(|e| (Box::<[u8]>::from(e.label()), e.node()))
+            .map(|e| (Box::<[u8]>::from(e.label()), e.node(), Depths(e.mask())))
         else {
             return;
         };
@@ -907,6 +945,7 @@ impl<K, V> SubscriptionTree<K, V> {
         label.push(b'/');
         label.extend_from_slice(&below);
         *e = Edge::new(&label, child);
+        e.set_mask(theirs.0);
         if let Some(c) = self.arena.get_mut(child) {
             c.parent = parent;
             c.in_len = len16(label.len());
@@ -931,9 +970,6 @@ const EXACT_SALT: u64 = 0x9E37_79B9_7F4A_7C15;
 /// Names of up to this many levels are split before a lookup (on the
 /// stack); deeper ones are scanned as the lookup goes.
 const MAX_LEVELS: usize = 16;
-// The lookup masks a level index with `MAX_LEVELS - 1` and keeps one bit
-// per level in a `u32`.
-const _: () = assert!(MAX_LEVELS.is_power_of_two() && MAX_LEVELS <= 32);
 
 /// A name's levels: where each starts.
 struct Levels {
@@ -974,67 +1010,57 @@ impl Levels {
             let w = v ^ SLASHES;
             !(((w & LOW7) + LOW7) | w | LOW7)
         };
-        let chunks = name.chunks_exact(8);
-        let tail = chunks.remainder();
-        // The hash's last word: the partial tail, or the last full chunk.
-        let mut last = 0u64;
+        // Every full word but the name's last word is mixed into the hash;
+        // the last word (1 to 8 bytes, 0 for an empty name) finishes it.
+        let body = len.saturating_sub(1) & !7;
         let mut base = 0usize;
-        for c in chunks {
+        for c in name.get(..body).unwrap_or(&[]).chunks_exact(8) {
             let v = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
-            if base + 8 < len {
-                hash.mix(v);
-            } else {
-                last = v;
-            }
+            hash.mix(v);
             let mut w = slashes(v);
             while w != 0 {
-                ok &= self.push(&mut start, base + (w.trailing_zeros() / 8) as usize);
+                self.push(&mut start, base + (w.trailing_zeros() / 8) as usize);
                 w &= w - 1;
             }
             base += 8;
         }
-        if !tail.is_empty() {
-            let r = tail.len();
-            // The name's last 8 bytes hold the tail in their top `r` (one
-            // load); a name shorter than 8 bytes is read byte by byte. The
-            // bytes shifted in above the tail are zero, never '/'.
-            last = match name.last_chunk::<8>() {
-                Some(b) => u64::from_le_bytes(*b) >> (8 * (8 - r)),
-                None => tail
-                    .iter()
-                    .rev()
-                    .fold(0u64, |v, &c| (v << 8) | u64::from(c)),
-            };
-            let mut w = slashes(last);
-            while w != 0 {
-                ok &= self.push(&mut start, base + (w.trailing_zeros() / 8) as usize);
-                w &= w - 1;
-            }
+        let r = len - body;
+        // The name's last 8 bytes hold the last word in their top `r` (one
+        // load); a name shorter than 8 bytes is read byte by byte. The
+        // bytes shifted in above it are zero, never '/'.
+        let last = match name.last_chunk::<8>() {
+            Some(b) => u64::from_le_bytes(*b) >> (8 * (8 - r)),
+            None => name
+                .iter()
+                .rev()
+                .fold(0u64, |v, &c| (v << 8) | u64::from(c)),
+        };
+        let mut w = slashes(last);
+        while w != 0 {
+            self.push(&mut start, base + (w.trailing_zeros() / 8) as usize);
+            w &= w - 1;
         }
-        ok &= self.push(&mut start, len);
-        match self.starts.get_mut(self.count) {
+        self.push(&mut start, len);
+        // Usable if every level found room (`count` counts them all).
+        ok &= self.count <= MAX_LEVELS;
+        if let Some(s) = self.starts.get_mut(self.count) {
             // `len <= u16::MAX` when the split is used.
-            Some(s) => *s = (len as u32).wrapping_add(1),
-            None => ok = false,
+            *s = (len as u32).wrapping_add(1);
         }
         (hash.finish(last), ok)
     }
 
-    /// Records the level from `*start` to `end` (exclusive), and moves
-    /// `*start` past the '/' at `end`; false if there is no room.
+    /// Records the level from `*start` to `end` (exclusive) if there is
+    /// room, counts it either way, and moves `*start` past the '/' at
+    /// `end`.
     #[inline(always)]
-    fn push(&mut self, start: &mut usize, end: usize) -> bool {
-        let room = match self.starts.get_mut(self.count) {
-            Some(s) => {
-                // `start <= name.len() <= u16::MAX` when the split is used.
-                *s = *start as u32;
-                self.count += 1;
-                true
-            }
-            None => false,
-        };
+    fn push(&mut self, start: &mut usize, end: usize) {
+        if let Some(s) = self.starts.get_mut(self.count) {
+            // `start <= name.len() <= u16::MAX` when the split is used.
+            *s = *start as u32;
+        }
+        self.count += 1;
         *start = end + 1;
-        room
     }
 
     /// Offset of level `i` (`i == count`: the name's length plus one).
@@ -1055,6 +1081,14 @@ impl Levels {
 }
 
 /// How a node on a recorded path was reached from its parent.
+/// How a parent leads to a child while a filter is inserted.
+#[derive(Clone, Copy)]
+enum Link {
+    Plus,
+    /// By the edge at this position.
+    Edge(usize),
+}
+
 #[derive(Clone, Copy)]
 enum Step<'f> {
     Root,
@@ -1372,8 +1406,19 @@ impl<K: Ord, V> SubscriptionTree<K, V> {
                     return Err("node with one edge and nothing else not folded");
                 }
             }
-            if !n.depths.covers(depths_of(nodes, i)) {
+            if !n.depths.covers(depths_of(n)) {
                 return Err("depths miss a depth of the subtree");
+            }
+            let pd = nodes
+                .get(n.plus as usize)
+                .map_or(Depths::NONE, |c| c.depths);
+            if n.plus_depths != pd {
+                return Err("copy of the '+' child's depths differs");
+            }
+            for e in n.edges() {
+                if nodes.get(e.node() as usize).map(|c| c.depths.0) != Some(e.mask()) {
+                    return Err("edge's copy of the child's depths differs");
+                }
             }
             let mut bad_parent = false;
             n.for_each_child(|c| {
@@ -1605,6 +1650,7 @@ impl<K, V> Default for Node<K, V> {
             n_exact: 0,
             in_len: 0,
             depths: Depths::NONE,
+            plus_depths: Depths::NONE,
         }
     }
 }
@@ -1654,9 +1700,24 @@ impl<K, V> ArenaNode for Node<K, V> {
         // Children are numbered after their parent: from the last node up,
         // every child is done before its parent.
         for i in (0..nodes.len()).rev() {
-            let d = depths_of(nodes, len32(i));
+            // The copies of the children's (final) depths, then this
+            // node's depths from them.
+            let plus = nodes.get(i).map_or(NIL, |n| n.plus);
+            let pd = nodes.get(plus as usize).map_or(Depths::NONE, |c| c.depths);
+            let width = nodes.get(i).map_or(0, |n| n.edges().len());
+            for j in 0..width {
+                let c = nodes
+                    .get(i)
+                    .and_then(|n| n.edges().get(j))
+                    .map_or(NIL, Edge::node);
+                let d = nodes.get(c as usize).map_or(Depths::NONE, |c| c.depths);
+                if let Some(e) = nodes.get_mut(i).and_then(|n| n.edges_mut().get_mut(j)) {
+                    e.set_mask(d.0);
+                }
+            }
             if let Some(n) = nodes.get_mut(i) {
-                n.depths = d;
+                n.plus_depths = pd;
+                n.depths = depths_of(n);
             }
         }
     }
@@ -2310,21 +2371,25 @@ mod tests {
     #[test]
     fn depths_shift_saturate_and_admit() {
         let d = Depths::at(2, false).union(Depths::at(3, true));
+        assert_eq!(d.0, 0b1111_1100);
         assert!(d.admits(2) && !d.admits(1) && d.admits(3) && d.admits(30));
         assert!(!d.admits(0));
-        // Seen from 5 levels up: ends at 7 (bit 7: 7 or more), '#' at 8.
+        // Seen from 5 levels up: both 7 or more (bit 7).
         let up = d.shift(5);
-        assert_eq!(up.ends, 0x80);
-        assert_eq!(up.hash, 8);
+        assert_eq!(up.0, 0x80);
         assert!(!up.admits(6) && up.admits(7) && up.admits(9));
+        // Seen from 2 levels up: ends at 4, '#' from 5.
+        assert_eq!(d.shift(2).0, 0b1111_0000);
         // Far shifts saturate and stay conservative.
         let far = Depths::at(0, false).shift(40_000);
         assert!(far.admits(7) && far.admits(31) && !far.admits(6));
         let far_hash = Depths::at(0, true).shift(40_000);
-        assert_eq!(far_hash.hash, 254);
-        assert!(!far_hash.admits(31));
+        assert!(far_hash.admits(31) && !far_hash.admits(6));
+        assert_eq!(Depths::at(12, true), Depths::at(7, true));
         assert!(!Depths::NONE.admits(0) && !Depths::NONE.shift(3).admits(3));
         assert!(d.covers(Depths::at(2, false)) && !d.covers(Depths::at(1, false)));
+        // A node's own '#' claims every depth; so may others, rarely.
+        assert!(Depths::at(0, true).all() && !d.all());
     }
 
     /// Every live node's depths, in node order (a free slot's are empty).
@@ -2346,8 +2411,10 @@ mod tests {
         t.check_invariants().unwrap();
         // The root claims depths 3 and 5, and '#' from 2 levels down.
         let root = t.arena.get(ROOT).unwrap().depths;
-        assert_eq!(root.ends, 0b10_1000);
-        assert_eq!(root.hash, 2);
+        assert_eq!(root.0, 0b1111_1100);
+        // `a` claims 2 and 4 levels left.
+        let a = node_at(&t, "a").depths;
+        assert_eq!(a.0, 0b1_0100);
         assert_eq!(hits(&t, "a/b/c"), [1]);
         assert_eq!(hits(&t, "a/x/c/d/e"), [2, 3]);
         assert_eq!(hits(&t, "a/b/c/d").len(), 0);
@@ -2360,8 +2427,8 @@ mod tests {
         fresh.insert(&f("+/x/#"), 3, 0);
         let mut a = all_depths(&t);
         let mut b = all_depths(&fresh);
-        a.sort_by_key(|d| (d.ends, d.hash));
-        b.sort_by_key(|d| (d.ends, d.hash));
+        a.sort_by_key(|d| d.0);
+        b.sort_by_key(|d| d.0);
         assert_eq!(a, b);
     }
 
