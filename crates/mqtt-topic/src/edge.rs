@@ -279,7 +279,7 @@ pub(crate) fn edge<'e>(edges: &'e [Edge], level: &[u8]) -> Option<&'e Edge> {
 }
 
 /// The tag bits a level of `len < 6` bytes keeps (its own bytes).
-const KEEP: [u64; 6] = [
+pub(crate) const KEEP: [u64; 6] = [
     0,
     0xFF00_0000_0000,
     0xFFFF_0000_0000,
@@ -407,9 +407,17 @@ pub(crate) fn edge_tagged<'e>(edges: &'e [Edge], level: &[u8], t: u64) -> Option
 
 /// [`edge_tagged`] for a short edge list (at most [`WIDE`](crate::index::WIDE)
 /// edges): compared one by one, tag first.
-#[inline]
+#[inline(always)]
 pub(crate) fn edge_few<'e>(edges: &'e [Edge], level: &[u8], t: u64) -> Option<&'e Edge> {
-    edges.iter().find(|e| is_level(e, level, t))
+    // A plain loop: `Iter::find` is not always inlined (one lookup path
+    // for short names and one for long ones call this).
+    #[allow(clippy::manual_find)]
+    for e in edges {
+        if is_level(e, level, t) {
+            return Some(e);
+        }
+    }
+    None
 }
 
 /// The child reached by a one-level edge labelled `level` (retained index).

@@ -222,7 +222,7 @@ impl<K, V> Exact<K, V> {
 
     /// [`get`](Self::get) with the name's hash known (as
     /// `index::hash(self.seed(), name)` gives it).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get_hashed(&self, name: &[u8], h: u64) -> Option<&Entry<K, V>> {
         if self.entries.is_empty() {
             return None;
@@ -246,7 +246,7 @@ impl<K, V> Exact<K, V> {
     }
 
     /// [`find`](Self::find) with the text's hash `h` known.
-    #[inline]
+    #[inline(always)]
     fn find_hashed(&self, h: u64, text: &[u8]) -> Option<usize> {
         if let Some(p) = self.probe(h, text).map(|(_, p)| p) {
             return Some(p);
@@ -262,7 +262,7 @@ impl<K, V> Exact<K, V> {
 
     /// The slot and position of `text` (hash `h`) in the table. Reads at
     /// most `dmax + 1` slots.
-    #[inline]
+    #[inline(always)]
     fn probe(&self, h: u64, text: &[u8]) -> Option<(usize, usize)> {
         let mask = self.slots.len().wrapping_sub(1);
         let hi = h >> 32;

@@ -252,7 +252,7 @@ impl Index {
     /// The edge whose first level is `level`, given its
     /// [`tag`](crate::edge::tag) `t` and the top 32 bits `hi` of its hash.
     /// Reads at most `dmax + 1` slots.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn find<'e>(
         &self,
         edges: &'e [Edge],

@@ -1,7 +1,7 @@
 //! The subscription tree: which subscriptions match a published Topic Name.
 
 use crate::arena::{remap_index, reserve_one, trim, Arena, ArenaNode, NIL, ROOT};
-use crate::edge::{edge, edge_few, edge_tagged, find, same_bytes, tag_at, Edge};
+use crate::edge::{edge, edge_few, edge_tagged, find, same_bytes, tag_at, Edge, KEEP};
 use crate::exact::{is_exact, Exact};
 use crate::index::{level_hash_at, Index, Stream, DEFAULT_SEED, WIDE};
 use crate::{SharedFilter, SubscriptionFilter, TopicFilter, TopicName};
@@ -322,6 +322,38 @@ impl<K, V> SubscriptionTree<K, V> {
     where
         F: FnMut(Match<'a, K, V>),
     {
+        if name.len() <= Short::MAX_LEN {
+            // The common case: a name of at most 63 bytes, split into a
+            // bitmap of its level ends.
+            let mut sh = Short::new();
+            let h = sh.split(name, self.exact.seed());
+            if let Some(e) = self.exact.get_hashed(name, h) {
+                for (key, value) in e.subs() {
+                    f(Match::Subscriber { key, value });
+                }
+            }
+            if self.arena.nodes.is_empty() {
+                return;
+            }
+            let count = sh.ends.count_ones() as usize;
+            if count <= MAX_LEVELS {
+                self.match_short(name, &sh, count, f);
+            } else {
+                self.match_scan(name, f);
+            }
+            return;
+        }
+        self.match_long(name, f);
+    }
+
+    /// [`for_each_match_bytes`](Self::for_each_match_bytes) for a name of
+    /// more than [`Short::MAX_LEN`] bytes: out of line, so that the short
+    /// names' path keeps its helpers inlined.
+    #[inline(never)]
+    fn match_long<'a, F>(&'a self, name: &[u8], mut f: F)
+    where
+        F: FnMut(Match<'a, K, V>),
+    {
         // One pass over the name finds its levels and hashes it whole for
         // the exact table.
         let mut levels = Levels::new();
@@ -433,6 +465,130 @@ impl<K, V> SubscriptionTree<K, V> {
             node = p;
             i = j as usize;
         }
+    }
+
+    /// [`match_split`](Self::match_split) for a name of at most
+    /// [`Short::MAX_LEN`] bytes and [`MAX_LEVELS`] levels (`count`), split
+    /// into `sh`: the walk moves by byte offset, a level's length is where
+    /// the next bit of the bitmap of level ends is, and its tag is one load
+    /// from the zero-padded copy of the name.
+    fn match_short<'a, F>(&'a self, name: &[u8], sh: &Short, count: usize, mut f: F)
+    where
+        F: FnMut(Match<'a, K, V>),
+    {
+        let nodes: &'a [Node<K, V>] = &self.arena.nodes;
+        // The '+' branches still to take, as (node, start of the next level
+        // | levels left from it << 8): one per level at most.
+        let mut pending = [(0u32, 0u32); MAX_LEVELS];
+        let mut top = 0usize;
+        let mut node = ROOT;
+        // Start of the next level to consume, and how many levels are left
+        // from there (0: the name ends at `node`).
+        let mut s = 0usize;
+        let mut left = count;
+        const _: () = assert!(ROOT == 0);
+        let tame = if sh.buf[0] == b'$' { 0 } else { u32::MAX };
+        'walk: loop {
+            let Some(n) = nodes.get(node as usize) else {
+                return;
+            };
+            'visit: {
+                if left == 0 {
+                    n.emit(true, &mut f);
+                    break 'visit;
+                }
+                // The depth bit of a child one level down.
+                let below = Depths::bit(left - 1);
+                let wild = (node | tame) != 0;
+                let plus = if wild && n.plus_depths.0 & below != 0 {
+                    n.plus
+                } else {
+                    NIL
+                };
+                if wild && n.depths.all() {
+                    n.emit(false, &mut f);
+                }
+                // The level's length: up to the next level end (the bit at
+                // the name's length is always set).
+                let len = ((sh.ends >> (s & 63)) | (1 << 63)).trailing_zeros() as usize;
+                let next = s + len + 1;
+                match self.short_child(n, name, sh, s, len, left, below) {
+                    Some((c, s2, left2)) => {
+                        if plus != NIL {
+                            touch(nodes, plus);
+                            if let Some(p) = pending.get_mut(top) {
+                                *p = (plus, len32(next | ((left - 1) << 8)));
+                                top += 1;
+                            }
+                        }
+                        node = c;
+                        s = s2;
+                        left = left2;
+                        continue 'walk;
+                    }
+                    None if plus != NIL => {
+                        node = plus;
+                        s = next;
+                        left -= 1;
+                        continue 'walk;
+                    }
+                    None => {}
+                }
+            }
+            if top == 0 {
+                return;
+            }
+            top -= 1;
+            let Some(&(p, j)) = pending.get(top) else {
+                return;
+            };
+            node = p;
+            s = (j & 0xFF) as usize;
+            left = (j >> 8) as usize;
+        }
+    }
+
+    /// [`exact_child`](Self::exact_child) for [`match_short`](Self::match_short):
+    /// the level of `len` bytes at `s`, `left` levels left from it; the
+    /// child, the start of the level after the edge's label and the levels
+    /// left from there.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn short_child(
+        &self,
+        n: &Node<K, V>,
+        name: &[u8],
+        sh: &Short,
+        s: usize,
+        len: usize,
+        left: usize,
+        below: u8,
+    ) -> Option<(u32, usize, usize)> {
+        let level = name.get(s..s + len)?;
+        let t = sh.tag(s, len);
+        let found = match &n.kids {
+            Kids::Few(edges) => edge_few(edges, level, t),
+            Kids::Many(m) if m.index.live() => {
+                let hi = (level_hash_at(self.seed, &sh.buf, s, len, t) >> 32) as u32;
+                m.index.find(&m.edges, level, t, hi)
+            }
+            Kids::Many(m) => edge_tagged(&m.edges, level, t),
+        }?;
+        if found.label_len() == len {
+            return (found.mask() & below != 0).then_some((found.node(), s + len + 1, left - 1));
+        }
+        // A folded label: the levels after the first must match too, up
+        // to a level end.
+        let label = found.label();
+        let stop = s + label.len();
+        let within = name.get(s..stop)?;
+        if stop > 63 || sh.ends >> stop & 1 == 0 || !same_bytes(within, label) {
+            return None;
+        }
+        // The label's levels: the level ends from `s` to `stop`.
+        let spans = ((sh.ends >> s) & (u64::MAX >> (63 - label.len()))).count_ones() as usize;
+        let left2 = left.saturating_sub(spans);
+        (found.mask() & Depths::bit(left2) != 0).then_some((found.node(), stop + 1, left2))
     }
 
     /// The child of `n` by an exact edge for level `i < count` of the split
@@ -1077,6 +1233,97 @@ impl Levels {
             from += 1;
         }
         from
+    }
+}
+
+/// A name of at most [`Short::MAX_LEN`] bytes, split for a lookup: a copy
+/// of its bytes (zero after them, so that an 8-byte load at any level's
+/// start stays inside) and a bitmap of where its levels end.
+struct Short {
+    buf: [u8; 72],
+    /// Bit `p` set: a level ends at byte `p` (a '/' there, or `p` is the
+    /// name's length).
+    ends: u64,
+}
+
+impl Short {
+    /// Longest name split this way: the bit after its last byte must fit
+    /// in `ends`.
+    const MAX_LEN: usize = 63;
+
+    #[inline]
+    fn new() -> Short {
+        Short {
+            buf: [0; 72],
+            ends: 0,
+        }
+    }
+
+    /// Splits `name` (at most [`MAX_LEN`](Self::MAX_LEN) bytes) into
+    /// `self` and returns its keyed hash under `seed` (what
+    /// `index::hash(seed, name)` gives), from the same pass over its 8-byte
+    /// words.
+    #[inline]
+    fn split(&mut self, name: &[u8], seed: u64) -> u64 {
+        let len = name.len();
+        let mut hash = Stream::new(seed, len);
+        const SLASHES: u64 = u64::from_le_bytes([b'/'; 8]);
+        const LOW7: u64 = u64::from_le_bytes([0x7F; 8]);
+        // One bit per byte of `v`, set where the byte is '/'.
+        let slashes = |v: u64| {
+            let w = v ^ SLASHES;
+            let high = !(((w & LOW7) + LOW7) | w | LOW7);
+            // The high bits, gathered into the top byte by a multiply
+            // (no two partial products overlap).
+            ((high >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56
+        };
+        let body = len.saturating_sub(1) & !7;
+        let mut ends = 0u64;
+        let mut base = 0usize;
+        for c in name.get(..body).unwrap_or(&[]).chunks_exact(8) {
+            let v = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+            hash.mix(v);
+            ends |= slashes(v) << (base & 63);
+            if let Some(d) = self
+                .buf
+                .get_mut(base & 63..)
+                .and_then(|b| b.first_chunk_mut::<8>())
+            {
+                *d = v.to_le_bytes();
+            }
+            base += 8;
+        }
+        let r = len - body;
+        let last = match name.last_chunk::<8>() {
+            Some(b) => u64::from_le_bytes(*b) >> (8 * (8 - r)),
+            None => name
+                .iter()
+                .rev()
+                .fold(0u64, |v, &c| (v << 8) | u64::from(c)),
+        };
+        ends |= slashes(last) << (base & 63);
+        if let Some(d) = self
+            .buf
+            .get_mut(base & 63..)
+            .and_then(|b| b.first_chunk_mut::<8>())
+        {
+            *d = last.to_le_bytes();
+        }
+        self.ends = ends | 1 << (len & 63);
+        hash.finish(last)
+    }
+
+    /// The [`tag`](crate::edge::tag) of the level of `len` bytes at `s`.
+    #[inline(always)]
+    fn tag(&self, s: usize, len: usize) -> u64 {
+        match self.buf.get(s & 63..).and_then(<[u8]>::first_chunk::<8>) {
+            Some(b) => {
+                let v = u64::from_be_bytes(*b) >> 16;
+                let v = v & KEEP.get(len).copied().unwrap_or(0xFFFF_FFFF_FFFF);
+                ((len as u64 & 0xFFFF) << 48) | v
+            }
+            None => 0,
+        }
     }
 }
 
@@ -2044,6 +2291,48 @@ mod tests {
     }
 
     #[test]
+    fn short_split_finds_level_ends_and_hashes_the_whole_name() {
+        // Every length up to the limit, '/' at every place.
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        for len in 0..=Short::MAX_LEN {
+            let base: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            names.push(base.clone());
+            for at in 0..len {
+                let mut n = base.clone();
+                n[at] = b'/';
+                names.push(n.clone());
+                if at + 3 < len {
+                    n[at + 3] = b'/';
+                    names.push(n);
+                }
+            }
+            names.push(vec![b'/'; len]);
+        }
+        names.push("caf\u{e9}/\u{1F600}/x".as_bytes().to_vec());
+        for n in &names {
+            for seed in [0u64, 7, u64::MAX] {
+                let mut sh = Short::new();
+                let h = sh.split(n, seed);
+                assert_eq!(h, crate::index::hash(seed, n), "{n:?}");
+                let mut want = 1u64 << n.len();
+                for (i, &c) in n.iter().enumerate() {
+                    if c == b'/' {
+                        want |= 1 << i;
+                    }
+                }
+                assert_eq!(sh.ends, want, "{n:?}");
+                assert_eq!(&sh.buf[..n.len()], &n[..], "{n:?}");
+                assert!(sh.buf[n.len()..].iter().all(|&c| c == 0), "{n:?}");
+                let mut start = 0;
+                for level in n.split(|&c| c == b'/') {
+                    assert_eq!(sh.tag(start, level.len()), crate::edge::tag(level));
+                    start += level.len() + 1;
+                }
+            }
+        }
+    }
+
+    #[test]
     fn split_and_scanning_lookups_agree() {
         // The split lookup (names of up to MAX_LEVELS levels) and the
         // scanning one (deeper names) must report the same matches.
@@ -2101,6 +2390,19 @@ mod tests {
         .collect();
         for n in [15, 16, 17, 18, 31, 32, 33, 34, 40] {
             names.push(deep(n));
+        }
+        // Around the longest name split into a bitmap (63 bytes).
+        for len in 60..67 {
+            let mut n = String::from("abcdefgh/ijklmnop/");
+            while n.len() < len {
+                n.push('z');
+            }
+            names.push(n);
+            let mut n = String::from("a/b");
+            while n.len() + 2 <= len {
+                n.push_str("/c");
+            }
+            names.push(n);
         }
         for name in &names {
             let (mut a, mut b) = (Vec::new(), Vec::new());
