@@ -143,6 +143,24 @@ impl Depths {
         BITS.get(d).copied().unwrap_or(0x80)
     }
 
+    /// [`bit`](Self::bit) from a table of 64 entries indexed by `d & 63`
+    /// (`d < 64` on the short names' path): no bounds check.
+    #[inline(always)]
+    fn bit64(d: usize) -> u8 {
+        // Built at compile time: an index out of range fails the build.
+        #[allow(clippy::indexing_slicing)]
+        const BITS: [u8; 64] = {
+            let mut t = [0x80u8; 64];
+            let mut i = 0;
+            while i < 7 {
+                t[i] = 1 << i;
+                i += 1;
+            }
+            t
+        };
+        BITS.get(d & 63).copied().unwrap_or(0x80)
+    }
+
     /// A filter stored `d` levels below, ending in `#` or not.
     fn at(d: usize, hash: bool) -> Depths {
         if hash {
@@ -498,7 +516,7 @@ impl<K, V> SubscriptionTree<K, V> {
                     break 'visit;
                 }
                 // The depth bit of a child one level down.
-                let below = Depths::bit(left - 1);
+                let below = Depths::bit64(left - 1);
                 let wild = (node | tame) != 0;
                 let plus = if wild && n.plus_depths.0 & below != 0 {
                     n.plus
@@ -1319,13 +1337,27 @@ impl Short {
         match self.buf.get(s & 63..).and_then(<[u8]>::first_chunk::<8>) {
             Some(b) => {
                 let v = u64::from_be_bytes(*b) >> 16;
-                let v = v & KEEP.get(len).copied().unwrap_or(0xFFFF_FFFF_FFFF);
+                let v = v & KEEP64.get(len & 63).copied().unwrap_or(0);
                 ((len as u64 & 0xFFFF) << 48) | v
             }
             None => 0,
         }
     }
 }
+
+/// [`KEEP`] for every level length of a short name: the tag bits a level
+/// of `len` bytes keeps (no bounds check, no compare on the lookup's path).
+/// Built at compile time: an index out of range fails the build.
+#[allow(clippy::indexing_slicing)]
+const KEEP64: [u64; 64] = {
+    let mut t = [0xFFFF_FFFF_FFFFu64; 64];
+    let mut i = 0;
+    while i < KEEP.len() {
+        t[i] = KEEP[i];
+        i += 1;
+    }
+    t
+};
 
 /// How a node on a recorded path was reached from its parent.
 /// How a parent leads to a child while a filter is inserted.
