@@ -1287,29 +1287,25 @@ impl Short {
         let mut hash = Stream::new(seed, len);
         const SLASHES: u64 = u64::from_le_bytes([b'/'; 8]);
         const LOW7: u64 = u64::from_le_bytes([0x7F; 8]);
-        // One bit per byte of `v`, set where the byte is '/'.
+        const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+        // The top byte: one bit per byte of `v`, set where the byte is '/'
+        // (the high bits of the bytes equal to '/', gathered by a multiply
+        // whose partial products never overlap).
         let slashes = |v: u64| {
             let w = v ^ SLASHES;
-            let high = !(((w & LOW7) + LOW7) | w | LOW7);
-            // The high bits, gathered into the top byte by a multiply
-            // (no two partial products overlap).
-            ((high >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56
+            let high = !(((w & LOW7) + LOW7) | w | LOW7) & HIGH;
+            high.wrapping_mul(0x0002_0408_1020_4081) & 0xFF00_0000_0000_0000
         };
         let body = len.saturating_sub(1) & !7;
+        // Each word's byte of `ends` enters at the top and moves down a
+        // byte per word after it.
         let mut ends = 0u64;
-        let mut base = 0usize;
-        for c in name.get(..body).unwrap_or(&[]).chunks_exact(8) {
+        let words = name.get(..body).unwrap_or(&[]).chunks_exact(8);
+        for (c, d) in words.zip(self.buf.chunks_exact_mut(8)) {
             let v = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
             hash.mix(v);
-            ends |= slashes(v) << (base & 63);
-            if let Some(d) = self
-                .buf
-                .get_mut(base & 63..)
-                .and_then(|b| b.first_chunk_mut::<8>())
-            {
-                *d = v.to_le_bytes();
-            }
-            base += 8;
+            ends = (ends >> 8) | slashes(v);
+            d.copy_from_slice(c);
         }
         let r = len - body;
         let last = match name.last_chunk::<8>() {
@@ -1319,10 +1315,11 @@ impl Short {
                 .rev()
                 .fold(0u64, |v, &c| (v << 8) | u64::from(c)),
         };
-        ends |= slashes(last) << (base & 63);
+        // The last word's byte at `body` (at most 56), the others below.
+        let ends = ((ends >> 8) | slashes(last)) >> ((56 - body) & 63);
         if let Some(d) = self
             .buf
-            .get_mut(base & 63..)
+            .get_mut(body & 63..)
             .and_then(|b| b.first_chunk_mut::<8>())
         {
             *d = last.to_le_bytes();
