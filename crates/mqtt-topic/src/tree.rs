@@ -535,7 +535,8 @@ impl<K, V> SubscriptionTree<K, V> {
                         if plus != NIL {
                             touch(nodes, plus);
                             if let Some(p) = pending.get_mut(top) {
-                                *p = (plus, len32(next | ((left - 1) << 8)));
+                                // `next <= 64` and `left <= 16`: both fit.
+                                *p = (plus, ((next & 0xFF) | ((left - 1) << 8)) as u32);
                                 top += 1;
                             }
                         }
