@@ -355,7 +355,7 @@ impl<K, V> SubscriptionTree<K, V> {
             }
             let count = sh.ends.count_ones() as usize;
             if count <= MAX_LEVELS {
-                self.match_short(name, &sh, count, f);
+                self.match_short(&sh, count, f);
             } else {
                 self.match_scan(name, f);
             }
@@ -490,7 +490,7 @@ impl<K, V> SubscriptionTree<K, V> {
     /// into `sh`: the walk moves by byte offset, a level's length is where
     /// the next bit of the bitmap of level ends is, and its tag is one load
     /// from the zero-padded copy of the name.
-    fn match_short<'a, F>(&'a self, name: &[u8], sh: &Short, count: usize, mut f: F)
+    fn match_short<'a, F>(&'a self, sh: &Short, count: usize, mut f: F)
     where
         F: FnMut(Match<'a, K, V>),
     {
@@ -530,7 +530,7 @@ impl<K, V> SubscriptionTree<K, V> {
                 // the name's length is always set).
                 let len = ((sh.ends >> (s & 63)) | (1 << 63)).trailing_zeros() as usize;
                 let next = s + len + 1;
-                match self.short_child(n, name, sh, s, len, left, below) {
+                match self.short_child(n, sh, s, len, left, below) {
                     Some((c, s2, left2)) => {
                         if plus != NIL {
                             touch(nodes, plus);
@@ -576,14 +576,13 @@ impl<K, V> SubscriptionTree<K, V> {
     fn short_child(
         &self,
         n: &Node<K, V>,
-        name: &[u8],
         sh: &Short,
         s: usize,
         len: usize,
         left: usize,
         below: u8,
     ) -> Option<(u32, usize, usize)> {
-        let level = name.get(s..s + len)?;
+        let level = sh.buf.get(s & 63..)?.get(..len)?;
         let t = sh.tag(s, len);
         let found = match &n.kids {
             Kids::Few(edges) => edge_few(edges, level, t),
@@ -600,7 +599,7 @@ impl<K, V> SubscriptionTree<K, V> {
         // to a level end.
         let label = found.label();
         let stop = s + label.len();
-        let within = name.get(s..stop)?;
+        let within = sh.buf.get(s..stop)?;
         if stop > 63 || sh.ends >> stop & 1 == 0 || !same_bytes(within, label) {
             return None;
         }
