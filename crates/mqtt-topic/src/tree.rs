@@ -490,6 +490,12 @@ impl<K, V> SubscriptionTree<K, V> {
     /// into `sh`: the walk moves by byte offset, a level's length is where
     /// the next bit of the bitmap of level ends is, and its tag is one load
     /// from the zero-padded copy of the name.
+    ///
+    /// Its loop mirrors `match_split`'s on purpose, so a change to the
+    /// rules of one belongs in both. Making one walk generic over the two
+    /// position types was not tried: both loops are tuned for register use
+    /// (docs/performance.md, session 6). The tests check both against the
+    /// scanning walk and the oracle.
     fn match_short<'a, F>(&'a self, sh: &Short, count: usize, mut f: F)
     where
         F: FnMut(Match<'a, K, V>),
