@@ -197,6 +197,26 @@ impl<'a, F: Frame> Reader<'a, F> {
     }
 
     #[inline]
+    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
+        let Some(&b) = self.data.get(self.pos) else {
+            return Err(self.short());
+        };
+        self.pos += 1;
+        Ok(b)
+    }
+
+    #[inline]
+    pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
+        // `pos <= data.len() <= isize::MAX`: `pos + 2` cannot overflow.
+        let p = self.pos;
+        let Some(&[a, b]) = self.data.get(p..p + 2) else {
+            return Err(self.short());
+        };
+        self.pos = p + 2;
+        Ok(u16::from_be_bytes([a, b]))
+    }
+
+    #[inline]
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let Some(s) = self.data.get(self.pos..self.pos.saturating_add(n)) else {
             return Err(self.short());
@@ -205,28 +225,29 @@ impl<'a, F: Frame> Reader<'a, F> {
         Ok(s)
     }
 
+    /// A two-byte length and that many bytes after it (a UTF-8 Encoded
+    /// String's or Binary Data's), returned with the position they start at.
     #[inline]
-    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
-        match self.take(1)? {
-            [b] => Ok(*b),
-            _ => Err(self.short()),
-        }
-    }
-
-    #[inline]
-    pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
-        match self.take(2)? {
-            [a, b] => Ok(u16::from_be_bytes([*a, *b])),
-            _ => Err(self.short()),
-        }
+    pub(crate) fn prefixed(&mut self) -> Result<(usize, &'a [u8]), DecodeError> {
+        let n = usize::from(self.u16()?);
+        let start = self.pos;
+        // `start <= data.len()` and `n < 2^16`: no overflow.
+        let Some(b) = self.data.get(start..start + n) else {
+            return Err(self.short());
+        };
+        self.pos = start + n;
+        Ok((start, b))
     }
 
     #[inline]
     pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
-        match self.take(4)? {
-            [a, b, c, d] => Ok(u32::from_be_bytes([*a, *b, *c, *d])),
-            _ => Err(self.short()),
-        }
+        // As in `u16`, no overflow.
+        let p = self.pos;
+        let Some(&[a, b, c, d]) = self.data.get(p..p + 4) else {
+            return Err(self.short());
+        };
+        self.pos = p + 4;
+        Ok(u32::from_be_bytes([a, b, c, d]))
     }
 
     #[inline]
@@ -253,8 +274,8 @@ impl<'a, F: Frame> Reader<'a, F> {
     /// reference to the frame (for values kept as raw bytes).
     #[inline]
     pub(crate) fn skip_string(&mut self) -> Result<(), DecodeError> {
-        let n = self.u16()?;
-        check_str(self.take(usize::from(n))?)?;
+        let (_, b) = self.prefixed()?;
+        check_str(b)?;
         Ok(())
     }
 
@@ -262,14 +283,12 @@ impl<'a, F: Frame> Reader<'a, F> {
     /// where a Topic Alias stands in, which the caller decides).
     #[inline]
     pub(crate) fn topic_field(&mut self) -> Result<Option<F::Field>, DecodeError> {
-        let n = usize::from(self.u16()?);
-        let start = self.pos;
-        let b = self.take(n)?;
+        let (start, b) = self.prefixed()?;
         if b.is_empty() {
             return Ok(None);
         }
         check_topic_name(b).map_err(DecodeError::InvalidTopicName)?;
-        Ok(Some(self.frame.field(start..start + n)))
+        Ok(Some(self.frame.field(start..start + b.len())))
     }
 
     /// A cursor over the next `n` bytes; `self` moves past them.

@@ -186,8 +186,10 @@ impl PropValue for u32 {
 }
 
 /// A Two Byte Integer that must not be 0 (Topic Alias, Receive Maximum).
-// Out of line: inlined, it made the PUBLISH property loop cost more
-// (callgrind, benches/instr.sh).
+// Out of line: shared by the property decoder of every packet but PUBLISH,
+// whose property loop reads the value inline (passing its cursor out of
+// line kept the cursor in memory: 40 instructions more per borrowed 5.0
+// PUBLISH, callgrind, benches/instr.sh).
 #[inline(never)]
 pub(crate) fn read_nonzero_u16<F: Frame>(
     r: &mut Reader<'_, F>,
@@ -210,8 +212,10 @@ pub(crate) fn read_flag<F: Frame>(
 }
 
 /// The Payload Format Indicator (0 or 1).
-// Out of line: inlined, it made the PUBLISH property loop cost more
-// (callgrind, benches/instr.sh).
+// Out of line: shared by the property decoder of every packet but PUBLISH,
+// whose property loop reads the value inline (passing its cursor out of
+// line kept the cursor in memory: 40 instructions more per borrowed 5.0
+// PUBLISH, callgrind, benches/instr.sh).
 #[inline(never)]
 pub(crate) fn read_payload_format<F: Frame>(
     r: &mut Reader<'_, F>,
@@ -225,8 +229,10 @@ pub(crate) fn read_payload_format<F: Frame>(
 }
 
 /// A Subscription Identifier: a Variable Byte Integer of 1 to 268,435,455.
-// Out of line: inlined, it made the PUBLISH property loop cost more
-// (callgrind, benches/instr.sh).
+// Out of line: shared by the property decoder of every packet but PUBLISH,
+// whose property loop reads the value inline (passing its cursor out of
+// line kept the cursor in memory: 40 instructions more per borrowed 5.0
+// PUBLISH, callgrind, benches/instr.sh).
 #[inline(never)]
 pub(crate) fn read_subscription_id<F: Frame>(
     r: &mut Reader<'_, F>,

@@ -12,11 +12,12 @@
 use crate::codec::{parse_vbi, put_prefixed, put_vbi, vbi_len, Frame, Reader};
 use crate::error::{DecodeError, EncodeError};
 use crate::property::{
-    check_binary, read_nonzero_u16, read_payload_format, read_subscription_id, PayloadFormat,
-    PropValue, PropertyId, RunProp, SubscriptionId, SubscriptionIds, UserProperties,
+    check_binary, PayloadFormat, PropValue, PropertyId, RunProp, SubscriptionId, SubscriptionIds,
+    UserProperties,
 };
 use crate::string::MqttString;
 use crate::topic::{check_topic_name, TopicName};
+use crate::PacketType;
 use bytes::{BufMut, Bytes, BytesMut};
 use core::fmt;
 use core::hash::{Hash, Hasher};
@@ -220,7 +221,11 @@ pub(crate) fn decode_raw<'a, F: Frame>(
             PAYLOAD_FORMAT_INDICATOR => {
                 let id = PropertyId::PayloadFormatIndicator;
                 once(&mut seen, id)?;
-                out.payload_format_indicator = Some(read_payload_format(&mut p, id)?);
+                out.payload_format_indicator = Some(match p.u8()? {
+                    0 => PayloadFormat::Unspecified,
+                    1 => PayloadFormat::Utf8,
+                    _ => return Err(DecodeError::InvalidPropertyValue(id)),
+                });
                 continue;
             }
             MESSAGE_EXPIRY_INTERVAL => {
@@ -231,7 +236,8 @@ pub(crate) fn decode_raw<'a, F: Frame>(
             TOPIC_ALIAS => {
                 let id = PropertyId::TopicAlias;
                 once(&mut seen, id)?;
-                out.topic_alias = Some(read_nonzero_u16(&mut p, id)?);
+                out.topic_alias =
+                    Some(NonZeroU16::new(p.u16()?).ok_or(DecodeError::InvalidPropertyValue(id))?);
                 continue;
             }
             RESPONSE_TOPIC => {
@@ -243,8 +249,7 @@ pub(crate) fn decode_raw<'a, F: Frame>(
             }
             CORRELATION_DATA => {
                 once(&mut seen, PropertyId::CorrelationData)?;
-                let n = p.u16()?;
-                p.take(usize::from(n))?;
+                p.prefixed()?;
             }
             CONTENT_TYPE => {
                 once(&mut seen, PropertyId::ContentType)?;
@@ -256,9 +261,10 @@ pub(crate) fn decode_raw<'a, F: Frame>(
                 p.skip_string()?;
             }
             SUBSCRIPTION_IDENTIFIER => {
-                read_subscription_id(&mut p, PropertyId::SubscriptionIdentifier)?;
+                let id = PropertyId::SubscriptionIdentifier;
+                SubscriptionId::new(p.vbi()?).ok_or(DecodeError::InvalidPropertyValue(id))?;
             }
-            _ => return Err(bad_property_id(&p, start)),
+            _ => return Err(bad_property_id(p.data_from(start), p.packet())),
         }
         if rest_start == rest_end {
             rest_start = start;
@@ -301,19 +307,16 @@ fn once(seen: &mut u64, id: PropertyId) -> Result<(), DecodeError> {
 /// error, an unknown identifier, or one PUBLISH may not carry.
 #[cold]
 #[inline(never)]
-fn bad_property_id<F: Frame>(p: &Reader<'_, F>, start: usize) -> DecodeError {
-    let Some(rest) = p.data_from(start) else {
-        return DecodeError::UnexpectedEnd { packet: p.packet() };
+fn bad_property_id(rest: Option<&[u8]>, packet: PacketType) -> DecodeError {
+    let Some(rest) = rest else {
+        return DecodeError::UnexpectedEnd { packet };
     };
     match parse_vbi(rest) {
         Err(e) => e,
-        Ok(None) => DecodeError::UnexpectedEnd { packet: p.packet() },
+        Ok(None) => DecodeError::UnexpectedEnd { packet },
         Ok(Some((raw_id, _))) => match PropertyId::from_id(raw_id) {
             None => DecodeError::UnknownProperty(raw_id),
-            Some(property) => DecodeError::PropertyNotAllowed {
-                property,
-                packet: p.packet(),
-            },
+            Some(property) => DecodeError::PropertyNotAllowed { property, packet },
         },
     }
 }
