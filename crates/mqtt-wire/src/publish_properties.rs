@@ -214,7 +214,9 @@ pub(crate) fn decode_raw<'a, F: Frame>(
     }
     // Bit `id` is set once the single-valued property `id` is read.
     let mut seen = 0u64;
-    let (mut rest_start, mut rest_end) = (0usize, 0usize);
+    // The span of the kept entries, and how many of its bytes they are
+    // (fewer: entries of field properties came between them).
+    let (mut rest_start, mut rest_end, mut kept) = (usize::MAX, 0usize, 0usize);
     while !p.is_empty() {
         let start = p.pos();
         match p.u8()? {
@@ -266,14 +268,12 @@ pub(crate) fn decode_raw<'a, F: Frame>(
             }
             _ => return Err(bad_property_id(p.data_from(start), p.packet())),
         }
-        if rest_start == rest_end {
-            rest_start = start;
-        } else if start != rest_end {
-            out.mixed = true;
-        }
+        rest_start = rest_start.min(start);
         rest_end = p.pos();
+        kept += rest_end - start;
     }
-    if rest_start != rest_end {
+    if kept != 0 {
+        out.mixed = rest_end - rest_start != kept;
         out.rest = p.field_from(rest_start, rest_end);
     }
     Ok(out)
