@@ -73,9 +73,12 @@ pub struct PublishProperties {
     /// The wire entries (identifier included) of the properties in `COLD`,
     /// validated. Empty when there are none.
     rest: Rest,
-    /// `rest` is the span from the first to the last such entry of a
-    /// received packet and also holds entries of the field properties that
-    /// came between them; those are skipped when `rest` is read or written.
+    /// `rest` runs from the first such entry of a received packet to the
+    /// end of its property block and also holds entries of the field
+    /// properties that came after that first one; those are skipped when
+    /// `rest` is read or written. (A sender that writes the field
+    /// properties first, as this crate's encoder does, gives a `rest` that
+    /// is copied in one piece.)
     mixed: bool,
 }
 
@@ -176,7 +179,8 @@ pub(crate) struct RawProps<S> {
     pub(crate) payload_format_indicator: Option<PayloadFormat>,
     pub(crate) message_expiry_interval: Option<u32>,
     pub(crate) topic_alias: Option<NonZeroU16>,
-    /// The span of the kept entries, as for `PublishProperties::rest`.
+    /// The kept entries and what follows them, as for
+    /// `PublishProperties::rest`.
     pub(crate) rest: Option<S>,
     pub(crate) mixed: bool,
 }
@@ -214,9 +218,10 @@ pub(crate) fn decode_raw<'a, F: Frame>(
     }
     // Bit `id` is set once the single-valued property `id` is read.
     let mut seen = 0u64;
-    // The span of the kept entries, and how many of its bytes they are
-    // (fewer: entries of field properties came between them).
-    let (mut rest_start, mut rest_end, mut kept) = (usize::MAX, 0usize, 0usize);
+    // Where the first kept entry starts; `rest` runs from there to the end
+    // of the block, so it is `mixed` when a field property's entry comes
+    // after it.
+    let mut kept_at = usize::MAX;
     while !p.is_empty() {
         let start = p.pos();
         match p.u8()? {
@@ -228,11 +233,13 @@ pub(crate) fn decode_raw<'a, F: Frame>(
                     1 => PayloadFormat::Utf8,
                     _ => return Err(DecodeError::InvalidPropertyValue(id)),
                 });
+                out.mixed |= kept_at != usize::MAX;
                 continue;
             }
             MESSAGE_EXPIRY_INTERVAL => {
                 once(&mut seen, PropertyId::MessageExpiryInterval)?;
                 out.message_expiry_interval = Some(p.u32()?);
+                out.mixed |= kept_at != usize::MAX;
                 continue;
             }
             TOPIC_ALIAS => {
@@ -240,6 +247,7 @@ pub(crate) fn decode_raw<'a, F: Frame>(
                 once(&mut seen, id)?;
                 out.topic_alias =
                     Some(NonZeroU16::new(p.u16()?).ok_or(DecodeError::InvalidPropertyValue(id))?);
+                out.mixed |= kept_at != usize::MAX;
                 continue;
             }
             RESPONSE_TOPIC => {
@@ -268,13 +276,10 @@ pub(crate) fn decode_raw<'a, F: Frame>(
             }
             _ => return Err(bad_property_id(p.data_from(start), p.packet())),
         }
-        rest_start = rest_start.min(start);
-        rest_end = p.pos();
-        kept += rest_end - start;
+        kept_at = kept_at.min(start);
     }
-    if kept != 0 {
-        out.mixed = rest_end - rest_start != kept;
-        out.rest = p.field_from(rest_start, rest_end);
+    if kept_at != usize::MAX {
+        out.rest = p.field_from(kept_at, p.pos());
     }
     Ok(out)
 }
@@ -855,6 +860,34 @@ mod tests {
         let wire = encode(&q);
         assert_eq!(wire.len(), 1 + block.len() - 3);
         assert_eq!(decode(wire.get(1..).unwrap()).unwrap().topic_alias, None);
+    }
+
+    #[test]
+    fn field_entries_before_or_after_the_kept_ones() {
+        // Leading field entries: the kept bytes are one slice, not mixed.
+        let leading = [
+            0x01, 1, // payload format indicator: UTF-8
+            0x02, 0, 0, 0, 9, // message expiry 9
+            0x03, 0, 1, b'c', // content type "c"
+        ];
+        let p = decode(&leading).unwrap();
+        assert!(!p.mixed);
+        assert_eq!(&p.rest[..], &leading[7..]);
+        assert_eq!(encode(&p).get(1..), Some(&leading[..]));
+        // A trailing field entry is held in the kept bytes and skipped.
+        let trailing = [
+            0x03, 0, 1, b'c', // content type "c"
+            0x23, 0, 7, // topic alias 7
+        ];
+        let mut q = decode(&trailing).unwrap();
+        assert!(q.mixed);
+        assert_eq!(q.content_type().unwrap().as_str(), "c");
+        assert_eq!(q.topic_alias, NonZeroU16::new(7));
+        assert_eq!(encode(&q).len(), 1 + trailing.len());
+        q.topic_alias = None;
+        let wire = encode(&q);
+        assert_eq!(wire.get(1..), Some(&trailing[..4]));
+        assert_eq!(decode(wire.get(1..).unwrap()).unwrap(), q);
     }
 
     #[test]
