@@ -142,17 +142,27 @@ impl<'b> Frame for &'b [u8] {
 
 /// A read cursor over one packet body. Positions are absolute indices into
 /// the frame, so fields can be sliced out of it without copying.
+///
+/// The position is a `u32`, widened for each read: the compiler then knows
+/// that the position plus a length under 2^32 cannot overflow, so each read
+/// is one bounds test (a `usize` position also carried an overflow test per
+/// read, as `pos <= data.len()` is not known to it). So a frame must be at
+/// most `u32::MAX` bytes: one the decoder splits off is at most 268,435,460
+/// (a fixed header and the largest Remaining Length), and
+/// [`Packet::decode_body`](crate::Packet::decode_body) refuses a longer
+/// body.
 pub(crate) struct Reader<'a, F: Frame = Bytes> {
     frame: &'a F,
     /// The frame up to this cursor's end: one bounds check per read.
     data: &'a [u8],
-    pos: usize,
+    pos: u32,
     packet: PacketType,
 }
 
 impl<'a, F: Frame> Reader<'a, F> {
     #[inline(always)]
     pub(crate) fn new(frame: &'a F, packet: PacketType) -> Self {
+        debug_assert!(u32::try_from(frame.data().len()).is_ok());
         Reader {
             frame,
             data: frame.data(),
@@ -165,29 +175,26 @@ impl<'a, F: Frame> Reader<'a, F> {
     /// its fixed header).
     #[inline]
     pub(crate) fn skip_to(&mut self, pos: usize) {
-        self.pos = pos;
+        // Past `u32::MAX`, past the end of any frame: every read is short.
+        self.pos = u32::try_from(pos).unwrap_or(u32::MAX);
     }
 
     pub(crate) fn packet(&self) -> PacketType {
         self.packet
     }
 
+    #[inline]
     pub(crate) fn pos(&self) -> usize {
-        self.pos
-    }
-
-    /// The bytes from `start` to this cursor's end (`None` past it).
-    pub(crate) fn data_from(&self, start: usize) -> Option<&'a [u8]> {
-        self.data.get(start..)
+        self.pos as usize
     }
 
     pub(crate) fn remaining(&self) -> usize {
-        self.data.len().saturating_sub(self.pos)
+        self.data.len().saturating_sub(self.pos())
     }
 
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.pos >= self.data.len()
+        self.pos() >= self.data.len()
     }
 
     fn short(&self) -> DecodeError {
@@ -198,30 +205,33 @@ impl<'a, F: Frame> Reader<'a, F> {
 
     #[inline]
     pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
-        let Some(&b) = self.data.get(self.pos) else {
+        let p = self.pos();
+        let Some(&b) = self.data.get(p) else {
             return Err(self.short());
         };
-        self.pos += 1;
+        self.pos = (p + 1) as u32;
         Ok(b)
     }
 
     #[inline]
     pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
-        // `pos <= data.len() <= isize::MAX`: `pos + 2` cannot overflow.
-        let p = self.pos;
+        // `pos < 2^32`: `pos + 2` cannot overflow.
+        let p = self.pos();
         let Some(&[a, b]) = self.data.get(p..p + 2) else {
             return Err(self.short());
         };
-        self.pos = p + 2;
+        self.pos = (p + 2) as u32;
         Ok(u16::from_be_bytes([a, b]))
     }
 
     #[inline]
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let Some(s) = self.data.get(self.pos..self.pos.saturating_add(n)) else {
+        let p = self.pos();
+        let Some(s) = self.data.get(p..p.saturating_add(n)) else {
             return Err(self.short());
         };
-        self.pos += n;
+        // `p + n <= data.len()`, a frame's length: under 2^32.
+        self.pos = (p + n) as u32;
         Ok(s)
     }
 
@@ -230,32 +240,33 @@ impl<'a, F: Frame> Reader<'a, F> {
     #[inline]
     pub(crate) fn prefixed(&mut self) -> Result<(usize, &'a [u8]), DecodeError> {
         let n = usize::from(self.u16()?);
-        let start = self.pos;
-        // `start <= data.len()` and `n < 2^16`: no overflow.
+        let start = self.pos();
+        // `start < 2^32` and `n < 2^16`: no overflow.
         let Some(b) = self.data.get(start..start + n) else {
             return Err(self.short());
         };
-        self.pos = start + n;
+        self.pos = (start + n) as u32;
         Ok((start, b))
     }
 
     #[inline]
     pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
         // As in `u16`, no overflow.
-        let p = self.pos;
+        let p = self.pos();
         let Some(&[a, b, c, d]) = self.data.get(p..p + 4) else {
             return Err(self.short());
         };
-        self.pos = p + 4;
+        self.pos = (p + 4) as u32;
         Ok(u32::from_be_bytes([a, b, c, d]))
     }
 
     #[inline]
     pub(crate) fn vbi(&mut self) -> Result<u32, DecodeError> {
-        let rest = self.data.get(self.pos..).ok_or_else(|| self.short())?;
+        let p = self.pos();
+        let rest = self.data.get(p..).ok_or_else(|| self.short())?;
         match parse_vbi(rest)? {
             Some((v, n)) => {
-                self.pos += n;
+                self.pos = (p + n) as u32;
                 Ok(v)
             }
             None => Err(self.short()),
@@ -293,7 +304,7 @@ impl<'a, F: Frame> Reader<'a, F> {
 
     /// A cursor over the next `n` bytes; `self` moves past them.
     pub(crate) fn sub(&mut self, n: usize) -> Result<Reader<'a, F>, DecodeError> {
-        let end = self.pos.saturating_add(n);
+        let end = self.pos().saturating_add(n);
         let Some(data) = self.data.get(..end) else {
             return Err(self.short());
         };
@@ -303,8 +314,17 @@ impl<'a, F: Frame> Reader<'a, F> {
             pos: self.pos,
             packet: self.packet,
         };
-        self.pos = end;
+        self.pos = end as u32;
         Ok(r)
+    }
+
+    /// A [`Cursor`] over the next `n` bytes; `self` moves past them.
+    #[inline]
+    pub(crate) fn cursor(&mut self, n: usize) -> Result<Cursor<'a>, DecodeError> {
+        Ok(Cursor {
+            rest: self.take(n)?,
+            packet: self.packet,
+        })
     }
 
     /// Every byte must have been read.
@@ -320,6 +340,101 @@ impl<'a, F: Frame> Reader<'a, F> {
     }
 }
 
+/// A read cursor over bytes whose positions are not needed (the PUBLISH
+/// property block, whose entries are checked and skipped): the unread bytes
+/// themselves, each read splitting its bytes off the front. One length test
+/// per read; a [`Reader`]'s reads, an index plus a length, also test that
+/// sum for overflow, as the compiler cannot tell that the index is within
+/// the data.
+pub(crate) struct Cursor<'a> {
+    rest: &'a [u8],
+    packet: PacketType,
+}
+
+impl<'a> Cursor<'a> {
+    pub(crate) fn packet(&self) -> PacketType {
+        self.packet
+    }
+
+    /// The unread bytes.
+    #[inline]
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        self.rest
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    fn short(&self) -> DecodeError {
+        DecodeError::UnexpectedEnd {
+            packet: self.packet,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
+        let Some((&b, rest)) = self.rest.split_first() else {
+            return Err(self.short());
+        };
+        self.rest = rest;
+        Ok(b)
+    }
+
+    #[inline]
+    pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
+        let Some((&b, rest)) = self.rest.split_first_chunk::<2>() else {
+            return Err(self.short());
+        };
+        self.rest = rest;
+        Ok(u16::from_be_bytes(b))
+    }
+
+    #[inline]
+    pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
+        let Some((&b, rest)) = self.rest.split_first_chunk::<4>() else {
+            return Err(self.short());
+        };
+        self.rest = rest;
+        Ok(u32::from_be_bytes(b))
+    }
+
+    #[inline]
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let Some((s, rest)) = self.rest.split_at_checked(n) else {
+            return Err(self.short());
+        };
+        self.rest = rest;
+        Ok(s)
+    }
+
+    /// A two-byte length and that many bytes after it (a UTF-8 Encoded
+    /// String's or Binary Data's).
+    #[inline]
+    pub(crate) fn prefixed(&mut self) -> Result<&'a [u8], DecodeError> {
+        let n = self.u16()?;
+        self.take(usize::from(n))
+    }
+
+    /// Checks a UTF-8 Encoded String and moves past it.
+    #[inline]
+    pub(crate) fn skip_string(&mut self) -> Result<(), DecodeError> {
+        check_str(self.prefixed()?)?;
+        Ok(())
+    }
+
+    #[inline]
+    pub(crate) fn vbi(&mut self) -> Result<u32, DecodeError> {
+        let Some((v, n)) = parse_vbi(self.rest)? else {
+            return Err(self.short());
+        };
+        // `n <= rest.len()`: `parse_vbi` read that many bytes.
+        self.rest = self.rest.get(n..).unwrap_or_default();
+        Ok(v)
+    }
+}
+
 impl<'a> Reader<'a, Bytes> {
     pub(crate) fn frame(&self) -> &'a Bytes {
         self.frame
@@ -331,8 +446,9 @@ impl<'a> Reader<'a, Bytes> {
         if n > self.remaining() {
             return Err(self.short());
         }
-        let s = self.frame.slice(self.pos..self.pos + n);
-        self.pos += n;
+        let p = self.pos();
+        let s = self.frame.slice(p..p + n);
+        self.pos = (p + n) as u32;
         Ok(s)
     }
 
@@ -402,6 +518,39 @@ mod tests {
             parse_vbi(&[0xff, 0x80, 0x00]),
             Err(DecodeError::NonMinimalVariableByteInteger)
         );
+    }
+
+    #[test]
+    fn cursor_reads_split_off_the_front_and_short_reads_fail() {
+        let end = DecodeError::UnexpectedEnd {
+            packet: PacketType::Publish,
+        };
+        let data = [0x07, 0x00, 0x02, b'a', b'b', 0x80, 0x01, 0, 0, 0, 9];
+        let frame = Bytes::copy_from_slice(&data);
+        let mut r = Reader::new(&frame, PacketType::Publish);
+        let mut c = r.cursor(data.len()).unwrap();
+        assert!(r.is_empty());
+        assert_eq!(c.u8(), Ok(7));
+        assert_eq!(c.prefixed(), Ok(&b"ab"[..]));
+        assert_eq!(c.vbi(), Ok(128));
+        assert_eq!(c.rest(), &[0, 0, 0, 9]);
+        assert_eq!(c.u32(), Ok(9));
+        assert!(c.is_empty());
+        assert_eq!(c.u8(), Err(end));
+        assert_eq!(c.u16(), Err(end));
+        assert_eq!(c.u32(), Err(end));
+        assert_eq!(c.vbi(), Err(end));
+        // The cursor ends where it was made to, inside the string.
+        let mut c = Reader::new(&frame, PacketType::Publish).cursor(4).unwrap();
+        assert_eq!(c.u8(), Ok(7));
+        assert_eq!(c.prefixed(), Err(end));
+        let mut c = Reader::new(&frame, PacketType::Publish).cursor(3).unwrap();
+        assert_eq!(c.take(4), Err(end));
+        assert_eq!(c.rest(), &[0x07, 0x00, 0x02]);
+        assert_eq!(c.take(3), Ok(&[0x07, 0x00, 0x02][..]));
+        assert!(Reader::new(&frame, PacketType::Publish)
+            .cursor(data.len() + 1)
+            .is_err());
     }
 
     #[test]

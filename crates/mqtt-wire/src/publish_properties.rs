@@ -211,19 +211,24 @@ pub(crate) fn decode_raw<'a, F: Frame>(
     r: &mut Reader<'a, F>,
 ) -> Result<RawProps<F::Field>, DecodeError> {
     let len = r.vbi()? as usize;
-    let mut p = r.sub(len)?;
+    // The entries are checked and skipped, not sliced out one by one: a
+    // `Cursor` reads them (a `Reader`'s reads also test an index plus a
+    // length for overflow); `end`, where the block ends in the frame, places
+    // the kept span.
+    let mut p = r.cursor(len)?;
+    let end = r.pos();
     let mut out = RawProps::empty();
     if len == 0 {
         return Ok(out);
     }
     // Bit `id` is set once the single-valued property `id` is read.
     let mut seen = 0u64;
-    // Where the first kept entry starts; `rest` runs from there to the end
-    // of the block, so it is `mixed` when a field property's entry comes
-    // after it.
-    let mut kept_at = usize::MAX;
+    // The bytes left where the first kept entry starts (0: none yet, as an
+    // entry is never empty); `rest` runs from there to the end of the
+    // block, so it is `mixed` when a field property's entry comes after it.
+    let mut kept_len = 0usize;
     while !p.is_empty() {
-        let start = p.pos();
+        let entry = p.rest();
         match p.u8()? {
             PAYLOAD_FORMAT_INDICATOR => {
                 let id = PropertyId::PayloadFormatIndicator;
@@ -233,13 +238,13 @@ pub(crate) fn decode_raw<'a, F: Frame>(
                     1 => PayloadFormat::Utf8,
                     _ => return Err(DecodeError::InvalidPropertyValue(id)),
                 });
-                out.mixed |= kept_at != usize::MAX;
+                out.mixed |= kept_len != 0;
                 continue;
             }
             MESSAGE_EXPIRY_INTERVAL => {
                 once(&mut seen, PropertyId::MessageExpiryInterval)?;
                 out.message_expiry_interval = Some(p.u32()?);
-                out.mixed |= kept_at != usize::MAX;
+                out.mixed |= kept_len != 0;
                 continue;
             }
             TOPIC_ALIAS => {
@@ -247,7 +252,7 @@ pub(crate) fn decode_raw<'a, F: Frame>(
                 once(&mut seen, id)?;
                 out.topic_alias =
                     Some(NonZeroU16::new(p.u16()?).ok_or(DecodeError::InvalidPropertyValue(id))?);
-                out.mixed |= kept_at != usize::MAX;
+                out.mixed |= kept_len != 0;
                 continue;
             }
             RESPONSE_TOPIC => {
@@ -274,12 +279,14 @@ pub(crate) fn decode_raw<'a, F: Frame>(
                 let id = PropertyId::SubscriptionIdentifier;
                 SubscriptionId::new(p.vbi()?).ok_or(DecodeError::InvalidPropertyValue(id))?;
             }
-            _ => return Err(bad_property_id(p.data_from(start), p.packet())),
+            _ => return Err(bad_property_id(entry, p.packet())),
         }
-        kept_at = kept_at.min(start);
+        kept_len = kept_len.max(entry.len());
     }
-    if kept_at != usize::MAX {
-        out.rest = p.field_from(kept_at, p.pos());
+    if kept_len != 0 {
+        out.rest = end
+            .checked_sub(kept_len)
+            .and_then(|start| r.field_from(start, end));
     }
     Ok(out)
 }
@@ -307,16 +314,14 @@ fn once(seen: &mut u64, id: PropertyId) -> Result<(), DecodeError> {
     Ok(())
 }
 
-/// The error for a property entry at `start` of `p` whose first byte is not
-/// the identifier of a PUBLISH property: the Variable Byte Integer's own
-/// error, an unknown identifier, or one PUBLISH may not carry.
+/// The error for a property entry, `entry` up to the block's end, whose
+/// first byte is not the identifier of a PUBLISH property: the Variable
+/// Byte Integer's own error, an unknown identifier, or one PUBLISH may not
+/// carry.
 #[cold]
 #[inline(never)]
-fn bad_property_id(rest: Option<&[u8]>, packet: PacketType) -> DecodeError {
-    let Some(rest) = rest else {
-        return DecodeError::UnexpectedEnd { packet };
-    };
-    match parse_vbi(rest) {
+fn bad_property_id(entry: &[u8], packet: PacketType) -> DecodeError {
+    match parse_vbi(entry) {
         Err(e) => e,
         Ok(None) => DecodeError::UnexpectedEnd { packet },
         Ok(Some((raw_id, _))) => match PropertyId::from_id(raw_id) {

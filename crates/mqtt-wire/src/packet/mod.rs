@@ -503,12 +503,22 @@ impl Packet {
     /// Decodes a body whose fixed header `h` has been parsed; `body` holds
     /// exactly the Remaining Length bytes. Fields of the packet are slices
     /// of `body`.
+    ///
+    /// A body over `u32::MAX` bytes (longer than any Remaining Length) is
+    /// [`DecodeError::PacketTooLarge`]: the read cursor's positions are
+    /// `u32`s.
     #[inline]
     pub fn decode_body(
         h: &FixedHeader,
         body: Bytes,
         version: ProtocolVersion,
     ) -> Result<Packet, DecodeError> {
+        if u32::try_from(body.len()).is_err() {
+            return Err(DecodeError::PacketTooLarge {
+                size: h.header_len.saturating_add(body.len()),
+                max: u32::MAX,
+            });
+        }
         if h.packet_type == PacketType::Publish {
             // The payload takes over `body` itself: one reference count
             // fewer per PUBLISH than slicing it out.
