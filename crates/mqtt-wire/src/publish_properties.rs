@@ -257,10 +257,9 @@ pub(crate) fn decode_raw<'a, F: Frame>(
             }
             RESPONSE_TOPIC => {
                 once(&mut seen, PropertyId::ResponseTopic)?;
-                let n = p.u16()?;
                 // An empty Response Topic is not a Topic Name
                 // (MQTT-3.3.2-14); no wildcards either.
-                check_topic_name(p.take(usize::from(n))?).map_err(DecodeError::InvalidTopicName)?;
+                check_topic_name(p.prefixed()?).map_err(DecodeError::InvalidTopicName)?;
             }
             CORRELATION_DATA => {
                 once(&mut seen, PropertyId::CorrelationData)?;
